@@ -1,0 +1,414 @@
+"""The CA: creates CA certificates, issues from approved orders, and accounts for every serial."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy.orm import Session
+
+from mpki.audit import AuditRecord, append
+from mpki.ca.model import CaView, IssuanceOrder, IssuanceResult, IssuedView
+from mpki.ca.owner import owner_is_dead, this_owner
+from mpki.ca.serials import new_serials
+from mpki.ca.signing import Issuer, sign_certificate, spki_sha256
+from mpki.ca.views import ca_view, issued_view
+from mpki.config import Settings
+from mpki.domain import CertificateStatus, InvalidRequest, MpkiError, NotFound, SerialStatus, parse_serial, utcnow
+from mpki.domain import format_serial as _format_serial
+from mpki.keys import KeyAlgorithm, KeyStore
+from mpki.profiles import (
+    CheckedRequest,
+    Profile,
+    ProfileKind,
+    ca_subject,
+    check_csr,
+    check_public_key,
+    get_profile,
+    key_identifier,
+    load_csr,
+    validity,
+)
+from mpki.store import (
+    CaRepository,
+    CertificateAuthority,
+    CertificateRepository,
+    Database,
+    SerialRepository,
+)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    index: int
+    order: IssuanceOrder
+    request: CheckedRequest
+
+
+class CertificationAuthority:
+    """The signer room's front door. Every state change is written with its audit events."""
+
+    def __init__(self, settings: Settings, database: Database, keystore: KeyStore) -> None:
+        self.settings = settings
+        self.database = database
+        self.keystore = keystore
+
+    # ----- CA certificates -------------------------------------------------------------------
+
+    def create_ca(
+        self,
+        *,
+        name: str,
+        profile_name: str,
+        common_name: str,
+        actor: str,
+        parent: str | None = None,
+        algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
+        issues: Sequence[str] = (),
+    ) -> CaView:
+        """Generate a key in the keystore and certify it: self-signed for a root, by `parent` otherwise."""
+        profile = get_profile(profile_name)
+        if not profile.is_ca:
+            raise InvalidRequest(f"profile {profile_name} is not a CA profile")
+        if (profile.kind is ProfileKind.ROOT) != (parent is None):
+            raise InvalidRequest("a root has no parent; an issuing CA needs one")
+        for issued in issues:
+            get_profile(issued)
+        with self.database.reader() as session:
+            if any(ca.name == name for ca in CaRepository(session).all()):
+                raise InvalidRequest(f"a CA named {name!r} already exists")
+        info = self.keystore.generate(name, algorithm)
+        public_key = info.public_key()
+        check_public_key(profile, public_key)
+        request = CheckedRequest(profile=profile.name, public_key=public_key, subject=ca_subject(profile, common_name))
+        [(serial, serial_text)] = new_serials(1)
+        now = utcnow()
+        owner = this_owner()
+        with self.database.transaction() as session:
+            cas = CaRepository(session)
+            parent_row = cas.by_name(parent) if parent else None
+            row = cas.add(
+                CertificateAuthority(
+                    name=name,
+                    profile=profile.name,
+                    subject=request.subject_text,
+                    parent_id=parent_row.id if parent_row else None,
+                    key_id=info.key_id,
+                    key_backend=info.backend,
+                    key_identifier=key_identifier(profile, public_key).hex(),
+                    serial=serial_text,
+                    not_before=now,
+                    not_after=now,
+                    certificate_der=b"",
+                    fingerprint_sha256=f"pending:{info.key_id}",
+                    issues_profiles=",".join(issues),
+                    status="pending",
+                    created_at=now,
+                )
+            )
+            reserving_ca = parent_row.id if parent_row else row.id
+            SerialRepository(session).reserve(reserving_ca, [serial_text], owner, now)
+            row_id = row.id
+        if parent_row is None:
+            issuer = Issuer(request.subject, self.keystore.signing_key(info.key_id), None, None)
+        else:
+            issuer = self._issuer(parent_row)
+        period = validity(profile, self.settings, now, issuer.not_after)
+        certificate = sign_certificate(profile, request, issuer, serial, period, self.settings)
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        fingerprint = hashlib.sha256(der).hexdigest()
+        with self.database.transaction() as session:
+            cas = CaRepository(session)
+            row = cas.by_id(row_id)
+            row.certificate_der = der
+            row.fingerprint_sha256 = fingerprint
+            row.not_before = period.not_before
+            row.not_after = period.not_after
+            row.status = "active"
+            SerialRepository(session).settle(reserving_ca, [serial_text], SerialStatus.USED, utcnow())
+            append(
+                session,
+                [
+                    AuditRecord(
+                        action="ca.created",
+                        actor=actor,
+                        ca=name,
+                        serial=serial_text,
+                        details={
+                            "profile": profile.name,
+                            "subject": request.subject_text,
+                            "parent": parent,
+                            "key_id": info.key_id,
+                            "key_backend": info.backend,
+                            "algorithm": algorithm.value,
+                            "fingerprint_sha256": fingerprint,
+                            "issues": list(issues),
+                        },
+                    )
+                ],
+            )
+            return ca_view(row, parent)
+
+    def _issuer(self, ca: CertificateAuthority) -> Issuer:
+        certificate = x509.load_der_x509_certificate(ca.certificate_der)
+        return Issuer(
+            name=certificate.subject,
+            key=self.keystore.signing_key(ca.key_id),
+            key_identifier=bytes.fromhex(ca.key_identifier),
+            not_after=ca.not_after,
+        )
+
+    def list_cas(self) -> list[CaView]:
+        with self.database.reader() as session:
+            rows = CaRepository(session).all()
+            names = {row.id: row.name for row in rows}
+            return [ca_view(row, names.get(row.parent_id or -1)) for row in rows if row.status != "pending"]
+
+    def get_ca(self, name: str) -> CaView:
+        for view in self.list_cas():
+            if view.name == name:
+                return view
+        raise NotFound(f"no CA named {name!r}")
+
+    def chain(self, name: str) -> list[CaView]:
+        """The CA and its ancestors up to the root, leaf-most first."""
+        by_name = {view.name: view for view in self.list_cas()}
+        if name not in by_name:
+            raise NotFound(f"no CA named {name!r}")
+        chain = [by_name[name]]
+        while chain[-1].parent:
+            chain.append(by_name[chain[-1].parent])
+        return chain
+
+    # ----- issuance --------------------------------------------------------------------------
+
+    def issue(self, order: IssuanceOrder) -> IssuedView:
+        """Issue one certificate; a bad order raises InvalidRequest with the reason."""
+        [result] = self.issue_many([order], actor=order.approved_by)
+        if result.certificate is None:
+            raise InvalidRequest(result.error or "the order was rejected")
+        return result.certificate
+
+    def issue_many(
+        self, orders: Sequence[IssuanceOrder], *, actor: str, progress: Progress | None = None
+    ) -> list[IssuanceResult]:
+        """Check every order, then reserve, sign and store in chunks; one result per order, in order.
+
+        Each chunk commits its serial reservations before signing and its certificates after, so a
+        crash leaves only reservations that reconciliation marks abandoned; a bad order never costs
+        its neighbours their certificates.
+        """
+        results: dict[int, IssuanceResult] = {}
+        by_ca: dict[str, list[_Accepted]] = {}
+        rejections: list[AuditRecord] = []
+        with self.database.reader() as session:
+            cas = CaRepository(session)
+            issuing_names: dict[str, str] = {}
+            for index, order in enumerate(orders):
+                try:
+                    profile = get_profile(order.profile)
+                    if order.profile not in issuing_names:
+                        issuing_names[order.profile] = cas.issuing_for(order.profile).name
+                    checked = check_csr(profile, load_csr(order.csr), self.settings.smki, order.key_usage)
+                except MpkiError as error:
+                    results[index] = IssuanceResult(index, error=str(error))
+                    rejections.append(
+                        AuditRecord(
+                            action="certificate.rejected",
+                            actor=actor,
+                            request_id=order.request_id,
+                            details={"profile": order.profile, "reason": str(error), "item": index},
+                        )
+                    )
+                    continue
+                by_ca.setdefault(issuing_names[order.profile], []).append(_Accepted(index, order, checked))
+        if rejections:
+            with self.database.transaction() as session:
+                append(session, rejections)
+        done = len(results)
+        if progress:
+            progress(done, len(orders))
+        chunk_size = self.settings.issuance_chunk_size
+        for ca_name, accepted in by_ca.items():
+            for start in range(0, len(accepted), chunk_size):
+                chunk = accepted[start : start + chunk_size]
+                for item, view in zip(chunk, self._issue_chunk(ca_name, chunk, actor), strict=True):
+                    results[item.index] = IssuanceResult(item.index, certificate=view)
+                done += len(chunk)
+                if progress:
+                    progress(done, len(orders))
+        return [results[i] for i in range(len(orders))]
+
+    def _issue_chunk(self, ca_name: str, chunk: Sequence[_Accepted], actor: str) -> list[IssuedView]:
+        owner = this_owner()
+        now = utcnow()
+        serials = new_serials(len(chunk))
+        serial_texts = [text for _, text in serials]
+        with self.database.transaction() as session:
+            ca = CaRepository(session).by_name(ca_name)
+            SerialRepository(session).reserve(ca.id, serial_texts, owner, now)
+            append(
+                session,
+                [
+                    AuditRecord(
+                        action="serials.reserved",
+                        actor=actor,
+                        ca=ca_name,
+                        details={"count": len(serial_texts), "first": serial_texts[0], "owner": owner},
+                    )
+                ],
+                at=now,
+            )
+        try:
+            issuer = self._issuer(ca)
+            rows, records = self._sign_chunk(ca, issuer, chunk, serials, actor, now)
+            with self.database.transaction() as session:
+                CertificateRepository(session).add_many(rows)
+                SerialRepository(session).settle(ca.id, serial_texts, SerialStatus.USED, utcnow())
+                append(session, records)
+        except BaseException:
+            self._abandon(ca.id, ca.name, serial_texts, actor, "issuance failed before the certificates were stored")
+            raise
+        return [_row_view(row, ca) for row in rows]
+
+    def _sign_chunk(
+        self,
+        ca: CertificateAuthority,
+        issuer: Issuer,
+        chunk: Sequence[_Accepted],
+        serials: Sequence[tuple[int, str]],
+        actor: str,
+        now: dt.datetime,
+    ) -> tuple[list[dict[str, Any]], list[AuditRecord]]:
+        rows: list[dict[str, Any]] = []
+        records: list[AuditRecord] = []
+        periods: dict[str, Any] = {}
+        for item, (serial, serial_text) in zip(chunk, serials, strict=True):
+            profile: Profile = get_profile(item.order.profile)
+            period = periods.get(profile.name)
+            if period is None:
+                period = periods[profile.name] = validity(profile, self.settings, now, issuer.not_after)
+            certificate = sign_certificate(profile, item.request, issuer, serial, period, self.settings)
+            der = certificate.public_bytes(serialization.Encoding.DER)
+            fingerprint = hashlib.sha256(der).hexdigest()
+            request = item.request
+            rows.append(
+                {
+                    "ca_id": ca.id,
+                    "serial": serial_text,
+                    "subject": request.subject_text,
+                    "eui64": request.eui64.hex if request.eui64 else None,
+                    "role_code": request.role.code if request.role is not None else None,
+                    "profile": profile.name,
+                    "key_usage": request.key_usage.value if request.key_usage else None,
+                    "status": CertificateStatus.ISSUED.value,
+                    "not_before": period.not_before,
+                    "not_after": period.not_after,
+                    "der": der,
+                    "fingerprint_sha256": fingerprint,
+                    "public_key_sha256": spki_sha256(request),
+                    "request_id": item.order.request_id,
+                    "created_at": now,
+                }
+            )
+            records.append(
+                AuditRecord(
+                    action="certificate.issued",
+                    actor=actor,
+                    ca=ca.name,
+                    serial=serial_text,
+                    request_id=item.order.request_id,
+                    details={
+                        "profile": profile.name,
+                        "subject": request.subject_text,
+                        "eui64": request.eui64.hex if request.eui64 else None,
+                        "key_usage": request.key_usage.value if request.key_usage else None,
+                        "approved_by": item.order.approved_by,
+                        "fingerprint_sha256": fingerprint,
+                    },
+                )
+            )
+        return rows, records
+
+    def _abandon(self, ca_id: int, ca_name: str, serials: Sequence[str], actor: str, reason: str) -> int:
+        with self.database.transaction() as session:
+            moved = SerialRepository(session).settle(ca_id, serials, SerialStatus.ABANDONED, utcnow())
+            if moved:
+                append(
+                    session,
+                    [
+                        AuditRecord(
+                            action="serials.abandoned",
+                            actor=actor,
+                            ca=ca_name,
+                            details={"count": moved, "reason": reason, "serials": list(serials)},
+                        )
+                    ],
+                )
+            return moved
+
+    def reconcile(self, *, actor: str = "system", now: dt.datetime | None = None) -> int:
+        """Mark abandoned every reservation whose owner died or whose lease ran out without a certificate."""
+        moment = now or utcnow()
+        lease = dt.timedelta(seconds=self.settings.reservation_lease_seconds)
+        stale: dict[int, list[str]] = {}
+        with self.database.reader() as session:
+            for reservation in SerialRepository(session).reserved():
+                if owner_is_dead(reservation.owner) or moment - reservation.reserved_at > lease:
+                    stale.setdefault(reservation.ca_id, []).append(reservation.serial)
+        total = 0
+        for ca_id, serials in stale.items():
+            with self.database.reader() as session:
+                ca = CaRepository(session).by_id(ca_id)
+                stored = CertificateRepository(session).serials_for(ca_id, serials)
+            if stored:
+                # Stored but never settled cannot happen (same transaction); mark them used to be exact.
+                with self.database.transaction() as session:
+                    SerialRepository(session).settle(ca_id, sorted(stored), SerialStatus.USED, moment)
+            orphans = [s for s in serials if s not in stored]
+            total += self._abandon(ca_id, ca.name, orphans, actor, "reservation left by a process that stopped")
+        return total
+
+    # ----- reading -----------------------------------------------------------------------------
+
+    def find_certificate(self, serial: str, ca_name: str | None = None) -> IssuedView:
+        text = _format_serial(parse_serial(serial))
+        with self.database.reader() as session:
+            ca_id = CaRepository(session).by_name(ca_name).id if ca_name else None
+            row = CertificateRepository(session).by_serial(text, ca_id)
+            return issued_view(row, CaRepository(session).by_id(row.ca_id))
+
+    def list_certificates(
+        self, *, profile: str | None = None, status: str | None = None, limit: int = 1000, after_id: int = 0
+    ) -> list[IssuedView]:
+        with self.database.reader() as session:
+            cas = {ca.id: ca for ca in CaRepository(session).all()}
+            rows = CertificateRepository(session).search(
+                profile=profile, status=status, limit=limit, after_id=after_id
+            )
+            return [issued_view(row, cas[row.ca_id]) for row in rows]
+
+
+def _row_view(row: dict[str, Any], ca: CertificateAuthority) -> IssuedView:
+    return IssuedView(
+        serial=row["serial"],
+        ca=ca.name,
+        issuer=ca.subject,
+        subject=row["subject"],
+        profile=row["profile"],
+        status=row["status"],
+        key_usage=row["key_usage"],
+        eui64=row["eui64"],
+        role_code=row["role_code"],
+        not_before=row["not_before"],
+        not_after=row["not_after"],
+        fingerprint_sha256=row["fingerprint_sha256"],
+        der=row["der"],
+    )

@@ -1,0 +1,155 @@
+"""One frozen Settings object, read once per process from env vars and an optional TOML file.
+
+Environment variables win over the file so that operators and tests can override a single value.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from mpki.domain import ConfigError
+
+# DCC test-PKI values seen in the reference certificates; production uses its own OIDs (SMKI.md).
+DCC_TEST_POLICY_OID = "1.2.826.0.1.8641679.1.2.1.4"
+DCC_TEST_HW_TYPE_OID = "1.2.826.0.1.8641679.1.2.2.1"
+
+
+class Environment(enum.StrEnum):
+    """Where this installation runs; production refuses destructive development shortcuts."""
+
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+@dataclass(frozen=True)
+class SmkiSettings:
+    """Per-environment SMKI values that differ between the DCC test and production PKIs."""
+
+    org_policy_oids: tuple[str, ...] = (DCC_TEST_POLICY_OID,)
+    device_policy_oids: tuple[str, ...] = (DCC_TEST_POLICY_OID,)
+    ca_policy_oids: tuple[str, ...] = (DCC_TEST_POLICY_OID,)
+    hw_type_oid: str = DCC_TEST_HW_TYPE_OID
+    org_validity_years: int = 10
+    ca_validity_years: int = 25
+    root_validity_years: int = 30
+    # Roles an organisation certificate may carry; 00 (root) and 07 (issuing authority) belong to CAs.
+    org_roles: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 127)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about one installation."""
+
+    home: Path = Path("var")
+    database_url: str | None = None
+    environment: Environment = Environment.DEVELOPMENT
+    public_url: str = "http://127.0.0.1:8000"
+    kek_passphrase: str | None = None
+    smki: SmkiSettings = field(default_factory=SmkiSettings)
+    tls_leaf_validity_days: int = 397
+    tls_ca_validity_years: int = 10
+    # Issuance is committed in chunks: serials reserved, signed, stored; bounded loss on a crash.
+    issuance_chunk_size: int = 1000
+    # A reservation left by a live process younger than this is never abandoned by reconciliation.
+    reservation_lease_seconds: int = 600
+
+    @property
+    def resolved_database_url(self) -> str:
+        """`MPKI_DATABASE_URL`, or SQLite under `MPKI_HOME`."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'mpki.sqlite3').resolve()}"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def _tuple_of_str(value: object, name: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f"setting {name} must be a list of strings")
+
+
+def _int(value: object, name: str) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        raise ConfigError(f"setting {name} must be a whole number, not {value!r}") from None
+
+
+def _smki_from(raw: Mapping[str, object], base: SmkiSettings) -> SmkiSettings:
+    out = base
+    for key in ("org_policy_oids", "device_policy_oids", "ca_policy_oids"):
+        if key in raw:
+            out = replace(out, **{key: _tuple_of_str(raw[key], key)})
+    if "hw_type_oid" in raw:
+        out = replace(out, hw_type_oid=str(raw["hw_type_oid"]))
+    for key in ("org_validity_years", "ca_validity_years", "root_validity_years"):
+        if key in raw:
+            out = replace(out, **{key: _int(raw[key], key)})
+    if "org_roles" in raw:
+        out = replace(out, org_roles=tuple(_int(v, "org_roles") for v in _tuple_of_str(raw["org_roles"], "r")))
+    return out
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings: defaults, then `MPKI_HOME/mpki.toml`, then `MPKI_*` environment variables."""
+    env = os.environ if env is None else env
+    home = Path(env.get("MPKI_HOME", "var"))
+    file_values: dict[str, Any] = {}
+    config_file = Path(env.get("MPKI_CONFIG", str(home / "mpki.toml")))
+    if config_file.is_file():
+        try:
+            file_values = tomllib.loads(config_file.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_file}: {exc}") from None
+
+    environment_name = env.get("MPKI_ENVIRONMENT", str(file_values.get("environment", "development")))
+    try:
+        environment = Environment(environment_name)
+    except ValueError:
+        raise ConfigError(f"MPKI_ENVIRONMENT must be one of development, test, production") from None
+
+    smki = SmkiSettings()
+    smki_tables = file_values.get("smki", {})
+    if isinstance(smki_tables, dict):
+        smki = _smki_from(smki_tables, smki)
+        per_env = smki_tables.get(environment.value)
+        if isinstance(per_env, dict):
+            smki = _smki_from(per_env, smki)
+    env_smki = {
+        key.removeprefix("MPKI_SMKI_").lower(): value
+        for key, value in env.items()
+        if key.startswith("MPKI_SMKI_")
+    }
+    smki = _smki_from(env_smki, smki)
+
+    settings = Settings(
+        home=home,
+        database_url=env.get("MPKI_DATABASE_URL", file_values.get("database_url")),
+        environment=environment,
+        public_url=env.get("MPKI_PUBLIC_URL", str(file_values.get("public_url", Settings.public_url))),
+        kek_passphrase=env.get("MPKI_KEK_PASSPHRASE", file_values.get("kek_passphrase")),
+        smki=smki,
+    )
+    for key in ("issuance_chunk_size", "reservation_lease_seconds", "tls_leaf_validity_days"):
+        env_key = f"MPKI_{key.upper()}"
+        raw = env.get(env_key, file_values.get(key))
+        if raw is not None:
+            settings = replace(settings, **{key: _int(raw, env_key)})
+    if settings.issuance_chunk_size < 1:
+        raise ConfigError("MPKI_ISSUANCE_CHUNK_SIZE must be at least 1")
+    return settings

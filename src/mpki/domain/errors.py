@@ -1,0 +1,25 @@
+"""The error hierarchy: every error a caller is meant to see is an MpkiError with a one-line message."""
+
+
+class MpkiError(Exception):
+    """Base of every error mpki reports to people; its message is one clear line."""
+
+
+class InvalidRequest(MpkiError):
+    """The input (a CSR, a profile name, an argument) is unacceptable; nothing was written."""
+
+
+class NotFound(MpkiError):
+    """A named object (CA, certificate, profile, key) does not exist."""
+
+
+class ConfigError(MpkiError):
+    """Settings are missing or contradictory."""
+
+
+class KeyStoreError(MpkiError):
+    """The keystore refused or failed an operation (wrong passphrase, missing key, not active)."""
+
+
+class AuditChainBroken(MpkiError):
+    """The audit chain does not verify; the message names the first broken link."""

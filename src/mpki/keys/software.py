@@ -1,0 +1,195 @@
+"""Software keystore: each private key is a file encrypted under a key-encryption key (KEK).
+
+The KEK comes from a passphrase through scrypt; a check blob detects a wrong passphrase before any key
+is touched. For development and tests; production keys belong in an HSM (the PKCS#11 backend).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from mpki.domain import KeyStoreError, NotFound
+from mpki.keys.interface import KeyAlgorithm, KeyInfo, KeyStore, key_id_for
+from mpki.keys.proxies import EcSigningKey, RsaSigningKey
+
+HEADER_FILE = "keystore.json"
+_CHECK_PLAINTEXT = b"mpki software keystore v1"
+_SCRYPT_N = 2**15
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: object) -> bytes:
+    if not isinstance(text, str):
+        raise KeyStoreError("keystore file is corrupt")
+    return base64.b64decode(text)
+
+
+def _derive_kek(passphrase: str, salt: bytes, n: int) -> bytes:
+    return Scrypt(salt=salt, length=32, n=n, r=8, p=1).derive(passphrase.encode("utf-8"))
+
+
+def _seal(kek: bytes, plaintext: bytes, aad: bytes) -> str:
+    nonce = os.urandom(12)
+    return _b64(nonce + AESGCM(kek).encrypt(nonce, plaintext, aad))
+
+
+def _open(kek: bytes, sealed: object, aad: bytes) -> bytes:
+    blob = _unb64(sealed)
+    return AESGCM(kek).decrypt(blob[:12], blob[12:], aad)
+
+
+def _write_private(path: Path, payload: dict[str, Any]) -> None:
+    """Create a file readable by the owner only, atomically."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(payload, handle, indent=2)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+class SoftwareKeyStore(KeyStore):
+    """Keys on disk under `directory`, each sealed with AES-256-GCM under the KEK."""
+
+    backend_name = "software"
+
+    def __init__(self, directory: Path, kek: bytes) -> None:
+        self._directory = directory
+        self._kek = kek
+        self._loaded: dict[str, CertificateIssuerPrivateKeyTypes] = {}
+
+    @classmethod
+    def create(cls, directory: Path, passphrase: str) -> SoftwareKeyStore:
+        """Initialise an empty keystore; refuses to overwrite an existing one."""
+        directory.mkdir(parents=True, exist_ok=True)
+        header_path = directory / HEADER_FILE
+        if header_path.exists():
+            raise KeyStoreError(f"a keystore already exists in {directory}")
+        salt = os.urandom(16)
+        kek = _derive_kek(passphrase, salt, _SCRYPT_N)
+        header = {
+            "version": 1,
+            "kdf": {"name": "scrypt", "salt": _b64(salt), "n": _SCRYPT_N, "r": 8, "p": 1},
+            "check": _seal(kek, _CHECK_PLAINTEXT, b"check"),
+        }
+        _write_private(header_path, header)
+        return cls(directory, kek)
+
+    @classmethod
+    def open(cls, directory: Path, passphrase: str) -> SoftwareKeyStore:
+        """Open an existing keystore; a wrong passphrase is refused before any key is read."""
+        header_path = directory / HEADER_FILE
+        if not header_path.is_file():
+            raise KeyStoreError(f"no keystore in {directory}; run `mpki init` first")
+        header = json.loads(header_path.read_text())
+        kdf = header["kdf"]
+        kek = _derive_kek(passphrase, _unb64(kdf["salt"]), int(kdf["n"]))
+        try:
+            if _open(kek, header["check"], b"check") != _CHECK_PLAINTEXT:
+                raise InvalidTag
+        except InvalidTag:
+            raise KeyStoreError("the keystore passphrase is wrong") from None
+        return cls(directory, kek)
+
+    @staticmethod
+    def exists(directory: Path) -> bool:
+        return (directory / HEADER_FILE).is_file()
+
+    def _path(self, key_id: str) -> Path:
+        if not key_id.isalnum():
+            raise NotFound(f"no key {key_id!r}")
+        return self._directory / f"{key_id}.key.json"
+
+    def generate(self, label: str, algorithm: KeyAlgorithm) -> KeyInfo:
+        private: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+        if algorithm is KeyAlgorithm.EC_P256:
+            private = ec.generate_private_key(ec.SECP256R1())
+        elif algorithm is KeyAlgorithm.EC_P384:
+            private = ec.generate_private_key(ec.SECP384R1())
+        else:
+            private = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+        public = private.public_key()
+        key_id = key_id_for(public)
+        pkcs8 = private.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        public_der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        payload = {
+            "key_id": key_id,
+            "label": label,
+            "algorithm": algorithm.value,
+            "public_key": _b64(public_der),
+            "sealed_private_key": _seal(self._kek, pkcs8, key_id.encode()),
+        }
+        _write_private(self._path(key_id), payload)
+        return KeyInfo(key_id, label, algorithm, self.backend_name, public_der)
+
+    def _read(self, key_id: str) -> dict[str, Any]:
+        path = self._path(key_id)
+        if not path.is_file():
+            raise NotFound(f"no key {key_id} in the software keystore")
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+
+    def info(self, key_id: str) -> KeyInfo:
+        data = self._read(key_id)
+        return KeyInfo(
+            key_id=data["key_id"],
+            label=data["label"],
+            algorithm=KeyAlgorithm(data["algorithm"]),
+            backend=self.backend_name,
+            public_key_der=_unb64(data["public_key"]),
+        )
+
+    def list_keys(self) -> list[KeyInfo]:
+        return [self.info(p.name.removesuffix(".key.json")) for p in sorted(self._directory.glob("*.key.json"))]
+
+    def _private(self, key_id: str) -> CertificateIssuerPrivateKeyTypes:
+        cached = self._loaded.get(key_id)
+        if cached is not None:
+            return cached
+        data = self._read(key_id)
+        try:
+            pkcs8 = _open(self._kek, data["sealed_private_key"], key_id.encode())
+        except InvalidTag:
+            raise KeyStoreError(f"key {key_id} does not decrypt under this keystore's KEK") from None
+        private = serialization.load_der_private_key(pkcs8, password=None)
+        if not isinstance(private, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            raise KeyStoreError(f"key {key_id} has an unsupported type")
+        self._loaded[key_id] = private
+        return private
+
+    def signing_key(self, key_id: str) -> CertificateIssuerPrivateKeyTypes:
+        private = self._private(key_id)
+        if isinstance(private, ec.EllipticCurvePrivateKey):
+            ec_key = private
+
+            def ec_sign(data: bytes, algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+                return ec_key.sign(data, algorithm)
+
+            return EcSigningKey(key_id, ec_key.public_key(), ec_sign)
+        if isinstance(private, rsa.RSAPrivateKey):
+            rsa_key = private
+
+            def rsa_sign(
+                data: bytes, pad: padding.AsymmetricPadding, algorithm: hashes.HashAlgorithm | utils.Prehashed
+            ) -> bytes:
+                return rsa_key.sign(data, pad, algorithm)
+
+            return RsaSigningKey(key_id, rsa_key.public_key(), rsa_sign)
+        raise KeyStoreError(f"key {key_id} has an unsupported type")

@@ -1,0 +1,26 @@
+"""Declarative certificate profiles and the check of a request against one."""
+
+from mpki.profiles.catalogue import PROFILES, get_profile
+from mpki.profiles.checks import check_csr, check_public_key
+from mpki.profiles.csr import load_csr
+from mpki.profiles.key_identifiers import method1_key_identifier, method2_key_identifier
+from mpki.profiles.model import CheckedRequest, Profile, ProfileKind, Validity
+from mpki.profiles.render import ca_subject, extensions, key_identifier, validity
+
+__all__ = [
+    "PROFILES",
+    "CheckedRequest",
+    "Profile",
+    "ProfileKind",
+    "Validity",
+    "ca_subject",
+    "check_csr",
+    "check_public_key",
+    "extensions",
+    "get_profile",
+    "key_identifier",
+    "load_csr",
+    "method1_key_identifier",
+    "method2_key_identifier",
+    "validity",
+]

@@ -1,0 +1,166 @@
+"""Rendering a checked request into validity, subject and extensions, in the profile's exact order."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from collections.abc import Callable
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.name import _ASN1Type
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from mpki.asn1 import HARDWARE_MODULE_NAME_OID, HardwareModuleName, encode_hardware_module_name
+from mpki.config import Settings
+from mpki.domain import InvalidRequest, KeyUsageChoice
+from mpki.profiles.key_identifiers import PublicKey, method1_key_identifier, method2_key_identifier
+from mpki.profiles.model import CheckedRequest, KeyIdMethod, Profile, ProfileKind, SubjectRule, Validity, ValidityRule
+
+NO_EXPIRY = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+_EKU = {"serverAuth": ExtendedKeyUsageOID.SERVER_AUTH, "clientAuth": ExtendedKeyUsageOID.CLIENT_AUTH}
+
+
+def key_identifier(profile: Profile, public_key: PublicKey) -> bytes:
+    if profile.key_id_method is KeyIdMethod.METHOD_2:
+        return method2_key_identifier(public_key)
+    return method1_key_identifier(public_key)
+
+
+def _add_years(moment: dt.datetime, years: int) -> dt.datetime:
+    try:
+        return moment.replace(year=moment.year + years)
+    except ValueError:  # 29 February into a non-leap year
+        return moment.replace(year=moment.year + years, day=28)
+
+
+def validity(profile: Profile, settings: Settings, now: dt.datetime, issuer_not_after: dt.datetime | None) -> Validity:
+    """notBefore is now to the second; notAfter follows the profile's rule and, where asked, the issuer's."""
+    start = now.astimezone(dt.UTC).replace(microsecond=0)
+    if profile.validity_rule is ValidityRule.NO_EXPIRY:
+        end = NO_EXPIRY
+    elif profile.validity_rule is ValidityRule.DAYS:
+        end = start + dt.timedelta(days=settings.tls_leaf_validity_days) - dt.timedelta(seconds=1)
+    else:
+        end = _add_years(start, _years(profile, settings)) - dt.timedelta(seconds=1)
+    if profile.clamp_to_issuer and issuer_not_after is not None and end > issuer_not_after:
+        end = issuer_not_after
+    if end <= start:
+        raise InvalidRequest(f"the issuer expires before a {profile.name} certificate could be valid")
+    return Validity(start, end)
+
+
+def _years(profile: Profile, settings: Settings) -> int:
+    smki = settings.smki
+    if profile.name == "smki-org":
+        return smki.org_validity_years
+    if profile.name == "smki-root":
+        return smki.root_validity_years
+    if profile.name == "smki-issuing":
+        return smki.ca_validity_years
+    return settings.tls_ca_validity_years
+
+
+def ca_subject(profile: Profile, common_name: str, role_code: str | None = None) -> x509.Name:
+    """Subject of a CA certificate: SMKI CAs carry OU=role (00 root, 07 issuing) and CN, as PrintableString."""
+    if profile.subject_rule is SubjectRule.SMKI_CA:
+        code = role_code or ("00" if profile.kind is ProfileKind.ROOT else "07")
+        return x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, code, _ASN1Type.PrintableString),
+                x509.NameAttribute(NameOID.COMMON_NAME, common_name, _ASN1Type.PrintableString),
+            ]
+        )
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _key_usage(profile: Profile, request: CheckedRequest) -> x509.KeyUsage:
+    if profile.is_ca:
+        return _ku(key_cert_sign=True, crl_sign=True, digital_signature=False)
+    if profile.single_key_usage:
+        return _ku(
+            digital_signature=request.key_usage is KeyUsageChoice.DIGITAL_SIGNATURE,
+            key_agreement=request.key_usage is KeyUsageChoice.KEY_AGREEMENT,
+        )
+    return _ku(digital_signature=True, key_encipherment=isinstance(request.public_key, rsa.RSAPublicKey))
+
+
+def _ku(
+    *,
+    digital_signature: bool = False,
+    key_encipherment: bool = False,
+    key_agreement: bool = False,
+    key_cert_sign: bool = False,
+    crl_sign: bool = False,
+) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=key_encipherment,
+        data_encipherment=False,
+        key_agreement=key_agreement,
+        key_cert_sign=key_cert_sign,
+        crl_sign=crl_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _policies(profile: Profile, settings: Settings) -> x509.CertificatePolicies:
+    smki = settings.smki
+    oids = {"org": smki.org_policy_oids, "device": smki.device_policy_oids, "ca": smki.ca_policy_oids}
+    chosen = oids.get(profile.policy_source or "", ())
+    if not chosen:
+        raise InvalidRequest(f"profile {profile.name} needs certificate policy OIDs; none are configured")
+    return x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier(o), None) for o in chosen])
+
+
+def _subject_alt_name(profile: Profile, request: CheckedRequest, settings: Settings) -> x509.SubjectAlternativeName:
+    if profile.subject_rule is SubjectRule.SMKI_DEVICE:
+        if request.eui64 is None:
+            raise InvalidRequest("a device certificate needs an EUI-64")
+        value = encode_hardware_module_name(HardwareModuleName(settings.smki.hw_type_oid, request.eui64.octets))
+        return x509.SubjectAlternativeName([x509.OtherName(x509.ObjectIdentifier(HARDWARE_MODULE_NAME_OID), value)])
+    names: list[x509.GeneralName] = [x509.DNSName(n) for n in request.dns_names]
+    names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in request.ip_addresses]
+    names += [x509.RFC822Name(e) for e in request.emails]
+    return x509.SubjectAlternativeName(names)
+
+
+def extensions(
+    profile: Profile,
+    request: CheckedRequest,
+    settings: Settings,
+    issuer_key_id: bytes | None,
+) -> list[tuple[x509.ExtensionType, bool]]:
+    """The extensions in the order and with the criticality the profile lists; empty SANs are left out."""
+    builders: dict[str, Callable[[], x509.ExtensionType | None]] = {
+        "keyUsage": lambda: _key_usage(profile, request),
+        "basicConstraints": lambda: x509.BasicConstraints(ca=profile.is_ca, path_length=profile.path_length),
+        "certificatePolicies": lambda: _policies(profile, settings),
+        "subjectKeyIdentifier": lambda: x509.SubjectKeyIdentifier(key_identifier(profile, request.public_key)),
+        "authorityKeyIdentifier": lambda: (
+            None
+            if issuer_key_id is None
+            else x509.AuthorityKeyIdentifier(key_identifier=issuer_key_id, authority_cert_issuer=None,
+                                             authority_cert_serial_number=None)
+        ),
+        "subjectAltName": lambda: (
+            None
+            if not (request.dns_names or request.ip_addresses or request.emails or request.eui64)
+            else _subject_alt_name(profile, request, settings)
+        ),
+        "extendedKeyUsage": lambda: (
+            x509.ExtendedKeyUsage([_EKU[e] for e in profile.extended_key_usage]) if profile.extended_key_usage else None
+        ),
+    }
+    rendered: list[tuple[x509.ExtensionType, bool]] = []
+    for spec in profile.extensions:
+        value = builders[spec.name]()
+        if value is None:
+            continue
+        critical = spec.critical
+        if spec.name == "subjectAltName" and len(request.subject) == 0:
+            critical = True  # RFC 5280 4.2.1.6: an empty subject makes the SAN critical
+        rendered.append((value, critical))
+    return rendered

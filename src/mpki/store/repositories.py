@@ -1,0 +1,214 @@
+"""Repositories: the only place SQL is written (rule 2). Each takes the caller's session (unit of work)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from mpki.domain import NotFound, SerialStatus
+from mpki.store.schema import (
+    AuditEvent,
+    AuditHead,
+    CertificateAuthority,
+    CertificateRequest,
+    IssuedCertificate,
+    SerialReservation,
+)
+
+
+class CaRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, ca: CertificateAuthority) -> CertificateAuthority:
+        self.session.add(ca)
+        self.session.flush()
+        return ca
+
+    def by_name(self, name: str) -> CertificateAuthority:
+        found = self.session.scalar(select(CertificateAuthority).where(CertificateAuthority.name == name))
+        if found is None:
+            raise NotFound(f"no CA named {name!r}")
+        return found
+
+    def by_id(self, ca_id: int) -> CertificateAuthority:
+        found = self.session.get(CertificateAuthority, ca_id)
+        if found is None:
+            raise NotFound(f"no CA with id {ca_id}")
+        return found
+
+    def all(self) -> Sequence[CertificateAuthority]:
+        return self.session.scalars(select(CertificateAuthority).order_by(CertificateAuthority.id)).all()
+
+    def issuing_for(self, profile: str) -> CertificateAuthority:
+        """The active CA configured to issue `profile` (the newest, if several)."""
+        for ca in reversed(self.all()):
+            if ca.status == "active" and profile in ca.issues_profiles.split(","):
+                return ca
+        raise NotFound(f"no active CA issues profile {profile!r}; run `mpki init --dev` or a ceremony first")
+
+
+class SerialRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def reserve(self, ca_id: int, serials: Iterable[str], owner: str, at: dt.datetime) -> None:
+        rows = [
+            {"ca_id": ca_id, "serial": s, "status": SerialStatus.RESERVED.value, "owner": owner, "reserved_at": at}
+            for s in serials
+        ]
+        if rows:
+            self.session.execute(insert(SerialReservation), rows)
+
+    def existing(self, ca_id: int, serials: Sequence[str]) -> set[str]:
+        """Which of these serials this CA has ever reserved (used, reserved or abandoned)."""
+        found: set[str] = set()
+        for start in range(0, len(serials), 500):
+            chunk = serials[start : start + 500]
+            found.update(
+                self.session.scalars(
+                    select(SerialReservation.serial).where(
+                        SerialReservation.ca_id == ca_id, SerialReservation.serial.in_(chunk)
+                    )
+                )
+            )
+        return found
+
+    def settle(self, ca_id: int, serials: Sequence[str], status: SerialStatus, at: dt.datetime) -> int:
+        """Move reserved serials to used or abandoned; returns how many moved."""
+        moved = 0
+        for start in range(0, len(serials), 500):
+            chunk = serials[start : start + 500]
+            result = self.session.execute(
+                update(SerialReservation)
+                .where(
+                    SerialReservation.ca_id == ca_id,
+                    SerialReservation.serial.in_(chunk),
+                    SerialReservation.status == SerialStatus.RESERVED.value,
+                )
+                .values(status=status.value, settled_at=at)
+                .execution_options(synchronize_session=False)
+            )
+            moved += int(getattr(result, "rowcount", 0) or 0)
+        return moved
+
+    def reserved(self) -> Sequence[SerialReservation]:
+        return self.session.scalars(
+            select(SerialReservation).where(SerialReservation.status == SerialStatus.RESERVED.value)
+        ).all()
+
+    def counts(self) -> dict[str, int]:
+        rows = self.session.execute(
+            select(SerialReservation.status, func.count()).group_by(SerialReservation.status)
+        ).all()
+        return {status: int(count) for status, count in rows}
+
+    def all(self) -> Sequence[SerialReservation]:
+        return self.session.scalars(select(SerialReservation).order_by(SerialReservation.id)).all()
+
+
+class CertificateRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add_many(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.session.execute(insert(IssuedCertificate), rows)
+
+    def by_serial(self, serial: str, ca_id: int | None = None) -> IssuedCertificate:
+        query = select(IssuedCertificate).where(IssuedCertificate.serial == serial)
+        if ca_id is not None:
+            query = query.where(IssuedCertificate.ca_id == ca_id)
+        found = self.session.scalars(query).all()
+        if not found:
+            raise NotFound(f"no certificate with serial {serial}")
+        if len(found) > 1:
+            raise NotFound(f"serial {serial} is ambiguous across CAs; name the CA")
+        return found[0]
+
+    def search(
+        self,
+        *,
+        profile: str | None = None,
+        eui64: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        after_id: int = 0,
+    ) -> Sequence[IssuedCertificate]:
+        query = select(IssuedCertificate).where(IssuedCertificate.id > after_id)
+        if profile:
+            query = query.where(IssuedCertificate.profile == profile)
+        if eui64:
+            query = query.where(IssuedCertificate.eui64 == eui64)
+        if status:
+            query = query.where(IssuedCertificate.status == status)
+        return self.session.scalars(query.order_by(IssuedCertificate.id).limit(limit)).all()
+
+    def serials_for(self, ca_id: int, serials: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(serials), 500):
+            chunk = serials[start : start + 500]
+            found.update(
+                self.session.scalars(
+                    select(IssuedCertificate.serial).where(
+                        IssuedCertificate.ca_id == ca_id, IssuedCertificate.serial.in_(chunk)
+                    )
+                )
+            )
+        return found
+
+    def count(self) -> int:
+        return int(self.session.scalar(select(func.count()).select_from(IssuedCertificate)) or 0)
+
+
+class RequestRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, request: CertificateRequest) -> CertificateRequest:
+        self.session.add(request)
+        self.session.flush()
+        return request
+
+
+class AuditRepository:
+    """Storage for the audit chain; the chain's rules live in `mpki.audit`."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def lock_head(self) -> AuditHead:
+        """Lock the tip row for the rest of the transaction (SQLite: BEGIN IMMEDIATE already holds it)."""
+        head = self.session.scalar(select(AuditHead).where(AuditHead.id == 1).with_for_update())
+        if head is None:
+            raise NotFound("the audit chain has no head row; run the database migrations")
+        return head
+
+    def head(self) -> AuditHead | None:
+        return self.session.get(AuditHead, 1)
+
+    def append(self, rows: list[dict[str, Any]], new_seq: int, new_hash: str) -> None:
+        self.session.execute(insert(AuditEvent), rows)
+        self.session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=new_seq, hash=new_hash))
+
+    def iterate(self, batch: int = 5000) -> Iterator[AuditEvent]:
+        """Every event in sequence order, read in keyset pages to bound memory."""
+        last = -1
+        while True:
+            page = self.session.scalars(
+                select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(batch)
+            ).all()
+            if not page:
+                return
+            yield from page
+            last = page[-1].seq
+            self.session.expunge_all()
+
+    def by_action(self, action: str) -> Sequence[AuditEvent]:
+        return self.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.seq)
+        ).all()

@@ -1,0 +1,137 @@
+"""The SQLAlchemy schema. Alembic migrations under `migrations/` must produce exactly this."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from mpki.store.types import BigId, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dt.datetime: UTCDateTime()}
+
+
+class CertificateAuthority(Base):
+    """A CA the provider runs: its certificate, its key reference, and the profiles it issues."""
+
+    __tablename__ = "cas"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    profile: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(512))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("cas.id"))
+    key_id: Mapped[str] = mapped_column(String(64))
+    key_backend: Mapped[str] = mapped_column(String(32))
+    key_identifier: Mapped[str] = mapped_column(String(64))
+    serial: Mapped[str] = mapped_column(String(40))
+    not_before: Mapped[dt.datetime]
+    not_after: Mapped[dt.datetime]
+    certificate_der: Mapped[bytes] = mapped_column(LargeBinary)
+    fingerprint_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    issues_profiles: Mapped[str] = mapped_column(String(256), default="")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[dt.datetime]
+
+
+class SerialReservation(Base):
+    """A serial recorded before signing (rule 5): later used by a stored certificate, or abandoned."""
+
+    __tablename__ = "serial_reservations"
+    __table_args__ = (
+        UniqueConstraint("ca_id", "serial"),
+        Index(None, "status", "reserved_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ca_id: Mapped[int] = mapped_column(ForeignKey("cas.id"))
+    serial: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16))
+    owner: Mapped[str] = mapped_column(String(128))
+    reserved_at: Mapped[dt.datetime]
+    settled_at: Mapped[dt.datetime | None]
+
+
+class CertificateRequest(Base):
+    """A request for a certificate; the RA grows this into the full workflow."""
+
+    __tablename__ = "requests"
+    __table_args__ = (Index(None, "status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    profile: Mapped[str] = mapped_column(String(32))
+    csr_der: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16))
+    submitted_by: Mapped[str] = mapped_column(String(256))
+    submitted_at: Mapped[dt.datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(256))
+    decided_at: Mapped[dt.datetime | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class IssuedCertificate(Base):
+    """Every certificate a CA signed, with the identifiers the RA and repository search by."""
+
+    __tablename__ = "certificates"
+    __table_args__ = (
+        UniqueConstraint("ca_id", "serial"),
+        Index(None, "eui64", "key_usage"),
+        Index(None, "public_key_sha256"),
+        Index(None, "serial"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ca_id: Mapped[int] = mapped_column(ForeignKey("cas.id"))
+    serial: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(512))
+    eui64: Mapped[str | None] = mapped_column(String(16))
+    role_code: Mapped[str | None] = mapped_column(String(2))
+    profile: Mapped[str] = mapped_column(String(32))
+    key_usage: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    not_before: Mapped[dt.datetime]
+    not_after: Mapped[dt.datetime]
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+    fingerprint_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    public_key_sha256: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"))
+    created_at: Mapped[dt.datetime]
+
+
+class AuditEvent(Base):
+    """One link of the hash chain; `hash` covers every other column and the previous hash."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index(None, "action"), Index(None, "serial"))
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[dt.datetime]
+    actor: Mapped[str] = mapped_column(String(256))
+    action: Mapped[str] = mapped_column(String(64))
+    ca: Mapped[str | None] = mapped_column(String(64))
+    serial: Mapped[str | None] = mapped_column(String(40))
+    request_id: Mapped[int | None] = mapped_column(BigInteger)
+    details: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain's tip, one row; locking it serialises appenders across processes and nodes."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
