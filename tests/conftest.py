@@ -59,7 +59,12 @@ def env(tmp_path: Path, database_url: str) -> dict[str, str]:
     """Environment for an `mpki` subprocess bound to this test's home and database."""
     home = tmp_path / "home"
     base = {k: v for k, v in os.environ.items() if not k.startswith("MPKI_")}
-    return base | {"MPKI_HOME": str(home), "MPKI_DATABASE_URL": database_url, "NO_COLOR": "1", "COLUMNS": "200"}
+    return base | {
+        "MPKI_HOME": str(home),
+        "MPKI_DATABASE_URL": database_url,
+        "NO_COLOR": "1",
+        "COLUMNS": "200",
+    }
 
 
 @pytest.fixture

@@ -50,9 +50,7 @@ def _ca_cert(key: ec.EllipticCurvePrivateKey, *, basic_constraints_critical: boo
         .not_valid_before(NOW)
         .not_valid_after(NOW + dt.timedelta(days=365))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=basic_constraints_critical)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -75,9 +73,7 @@ def _ee_cert(
             critical=key_usage_critical,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
 
@@ -98,9 +94,7 @@ def _org_name(bit_string_contents: bytes) -> x509.Name:
 
 @needs_vectors
 @pytest.mark.parametrize("filename", ORG_CERTS)
-def test_stock_pkilint_fails_on_org_x500_unique_identifier(
-    filename: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_stock_pkilint_fails_on_org_x500_unique_identifier(filename: str, capsys: pytest.CaptureFixture[str]) -> None:
     rc = lint_pkix_cert.main(["lint", "-s", "WARNING", "-f", "CSV", str(VECTORS / filename)])
     out = capsys.readouterr().out
     assert rc >= 1

@@ -35,7 +35,9 @@ def verify_chain(database: Database, progress: Callable[[int], None] | None = No
                 return VerifyResult(count, expected_seq, f"event {expected_seq} is missing (deleted)")
             if event.prev_hash != prev_hash:
                 return VerifyResult(
-                    count, event.seq, f"event {event.seq} does not follow event {event.seq - 1} (inserted or reordered)"
+                    count,
+                    event.seq,
+                    f"event {event.seq} does not follow event {event.seq - 1} (inserted or reordered)",
                 )
             recomputed = event_hash(
                 seq=event.seq,

@@ -10,16 +10,24 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy.orm import Session
 
 from mpki.audit import AuditRecord, append
 from mpki.ca.model import CaView, IssuanceOrder, IssuanceResult, IssuedView
 from mpki.ca.owner import owner_is_dead, this_owner
+from mpki.ca.parameters import profile_parameters
 from mpki.ca.serials import new_serials
 from mpki.ca.signing import Issuer, sign_certificate, spki_sha256
 from mpki.ca.views import ca_view, issued_view
 from mpki.config import Settings
-from mpki.domain import CertificateStatus, InvalidRequest, MpkiError, NotFound, SerialStatus, parse_serial, utcnow
+from mpki.domain import (
+    CertificateStatus,
+    InvalidRequest,
+    MpkiError,
+    NotFound,
+    SerialStatus,
+    parse_serial,
+    utcnow,
+)
 from mpki.domain import format_serial as _format_serial
 from mpki.keys import KeyAlgorithm, KeyStore
 from mpki.profiles import (
@@ -57,6 +65,7 @@ class CertificationAuthority:
 
     def __init__(self, settings: Settings, database: Database, keystore: KeyStore) -> None:
         self.settings = settings
+        self.parameters = profile_parameters(settings)
         self.database = database
         self.keystore = keystore
 
@@ -120,8 +129,8 @@ class CertificationAuthority:
             issuer = Issuer(request.subject, self.keystore.signing_key(info.key_id), None, None)
         else:
             issuer = self._issuer(parent_row)
-        period = validity(profile, self.settings, now, issuer.not_after)
-        certificate = sign_certificate(profile, request, issuer, serial, period, self.settings)
+        period = validity(profile, self.parameters, now, issuer.not_after)
+        certificate = sign_certificate(profile, request, issuer, serial, period, self.parameters)
         der = certificate.public_bytes(serialization.Encoding.DER)
         fingerprint = hashlib.sha256(der).hexdigest()
         with self.database.transaction() as session:
@@ -216,7 +225,7 @@ class CertificationAuthority:
                     profile = get_profile(order.profile)
                     if order.profile not in issuing_names:
                         issuing_names[order.profile] = cas.issuing_for(order.profile).name
-                    checked = check_csr(profile, load_csr(order.csr), self.settings.smki, order.key_usage)
+                    checked = check_csr(profile, load_csr(order.csr), self.parameters, order.key_usage)
                 except MpkiError as error:
                     results[index] = IssuanceResult(index, error=str(error))
                     rejections.append(
@@ -294,8 +303,8 @@ class CertificationAuthority:
             profile: Profile = get_profile(item.order.profile)
             period = periods.get(profile.name)
             if period is None:
-                period = periods[profile.name] = validity(profile, self.settings, now, issuer.not_after)
-            certificate = sign_certificate(profile, item.request, issuer, serial, period, self.settings)
+                period = periods[profile.name] = validity(profile, self.parameters, now, issuer.not_after)
+            certificate = sign_certificate(profile, item.request, issuer, serial, period, self.parameters)
             der = certificate.public_bytes(serialization.Encoding.DER)
             fingerprint = hashlib.sha256(der).hexdigest()
             request = item.request
@@ -390,9 +399,7 @@ class CertificationAuthority:
     ) -> list[IssuedView]:
         with self.database.reader() as session:
             cas = {ca.id: ca for ca in CaRepository(session).all()}
-            rows = CertificateRepository(session).search(
-                profile=profile, status=status, limit=limit, after_id=after_id
-            )
+            rows = CertificateRepository(session).search(profile=profile, status=status, limit=limit, after_id=after_id)
             return [issued_view(row, cas[row.ca_id]) for row in rows]
 
 

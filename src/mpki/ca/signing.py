@@ -11,8 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
-from mpki.config import Settings
-from mpki.profiles import CheckedRequest, Profile, Validity, extensions
+from mpki.profiles import CheckedRequest, Profile, ProfileParameters, Validity, extensions
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +24,7 @@ class Issuer:
     not_after: dt.datetime | None
 
 
-def signature_hash(key: CertificateIssuerPrivateKeyTypes) -> hashes.HashAlgorithm:
+def signature_hash(key: CertificateIssuerPrivateKeyTypes) -> hashes.SHA256 | hashes.SHA384:
     """SHA-256 for P-256 and RSA, SHA-384 for P-384 (RFC 5480 pairing)."""
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 256:
         return hashes.SHA384()
@@ -40,12 +39,12 @@ def sign_certificate(
     issuer: Issuer,
     serial: int,
     validity: Validity,
-    settings: Settings,
+    settings: ProfileParameters,
 ) -> x509.Certificate:
     builder = x509.CertificateBuilder(
         issuer_name=issuer.name,
         subject_name=request.subject,
-        public_key=request.public_key,  # type: ignore[arg-type]
+        public_key=request.public_key,
         serial_number=serial,
         not_valid_before=validity.not_before,
         not_valid_after=validity.not_after,
@@ -56,7 +55,5 @@ def sign_certificate(
 
 
 def spki_sha256(request: CheckedRequest) -> str:
-    spki = request.public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    spki = request.public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(spki).hexdigest()

@@ -28,7 +28,11 @@ DEV_HIERARCHY: tuple[CaPlan, ...] = (
     CaPlan("smki-device-ca", "smki-issuing", "mpki Dev Device CA", parent="smki-root", issues=("smki-device",)),
     CaPlan("tls-root", "tls-root", "mpki Dev TLS Root"),
     CaPlan(
-        "tls-issuing", "tls-issuing", "mpki Dev TLS Issuing CA", parent="tls-root", issues=("tls-server", "tls-client")
+        "tls-issuing",
+        "tls-issuing",
+        "mpki Dev TLS Issuing CA",
+        parent="tls-root",
+        issues=("tls-server", "tls-client"),
     ),
 )
 

@@ -28,8 +28,14 @@ def list_cas(as_json: bool = typer.Option(False, "--json", help="Print a JSON ar
         return
     table = Table("name", "subject", "profile", "parent", "issues", "not after")
     for v in views:
-        table.add_row(v.name, v.subject, v.profile, v.parent or "-", ",".join(v.issues_profiles) or "-",
-                      v.not_after.date().isoformat())
+        table.add_row(
+            v.name,
+            v.subject,
+            v.profile,
+            v.parent or "-",
+            ",".join(v.issues_profiles) or "-",
+            v.not_after.date().isoformat(),
+        )
     console.print(table)
 
 

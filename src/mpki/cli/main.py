@@ -31,8 +31,10 @@ def init(dev: bool = typer.Option(False, "--dev", help="Create the insecure deve
     if current.environment is Environment.PRODUCTION:
         raise fail("refusing the insecure development hierarchy in a production environment")
     if not current.kek_passphrase:
-        errors.print(f"[yellow]warning:[/] INSECURE development keystore passphrase {DEV_PASSPHRASE!r}; "
-                     "set MPKI_KEK_PASSPHRASE for anything else")
+        errors.print(
+            f"[yellow]warning:[/] INSECURE development keystore passphrase {DEV_PASSPHRASE!r}; "
+            "set MPKI_KEK_PASSPHRASE for anything else"
+        )
     ca = authority(create=True)
     console.print(f"database: {current.resolved_database_url}")
     console.print(f"keystore: {current.keys_dir} (software, development)")
@@ -55,11 +57,9 @@ def serve(
     """Run the HTTP service (health, CA list; the rest of the API comes with the RA)."""
     import uvicorn
 
-    from mpki.web import create_app
-
-    ca = authority()
-    ca.reconcile(actor="mpki-serve")
-    uvicorn.run(create_app(ca), host=host, port=port, log_level="info")
+    authority().reconcile(actor="mpki-serve")
+    # By import string, so the web room stays a sibling of the CLI and uvicorn can run workers.
+    uvicorn.run("mpki.web.asgi:application", factory=True, host=host, port=port, log_level="info")
 
 
 if __name__ == "__main__":

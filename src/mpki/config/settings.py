@@ -91,18 +91,18 @@ def _int(value: object, name: str) -> int:
 
 
 def _smki_from(raw: Mapping[str, object], base: SmkiSettings) -> SmkiSettings:
-    out = base
+    changes: dict[str, Any] = {}
     for key in ("org_policy_oids", "device_policy_oids", "ca_policy_oids"):
         if key in raw:
-            out = replace(out, **{key: _tuple_of_str(raw[key], key)})
+            changes[key] = _tuple_of_str(raw[key], key)
     if "hw_type_oid" in raw:
-        out = replace(out, hw_type_oid=str(raw["hw_type_oid"]))
+        changes["hw_type_oid"] = str(raw["hw_type_oid"])
     for key in ("org_validity_years", "ca_validity_years", "root_validity_years"):
         if key in raw:
-            out = replace(out, **{key: _int(raw[key], key)})
+            changes[key] = _int(raw[key], key)
     if "org_roles" in raw:
-        out = replace(out, org_roles=tuple(_int(v, "org_roles") for v in _tuple_of_str(raw["org_roles"], "r")))
-    return out
+        changes["org_roles"] = tuple(_int(v, "org_roles") for v in _tuple_of_str(raw["org_roles"], "org_roles"))
+    return replace(base, **changes)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -121,7 +121,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     try:
         environment = Environment(environment_name)
     except ValueError:
-        raise ConfigError(f"MPKI_ENVIRONMENT must be one of development, test, production") from None
+        raise ConfigError("MPKI_ENVIRONMENT must be one of development, test, production") from None
 
     smki = SmkiSettings()
     smki_tables = file_values.get("smki", {})
@@ -131,9 +131,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if isinstance(per_env, dict):
             smki = _smki_from(per_env, smki)
     env_smki = {
-        key.removeprefix("MPKI_SMKI_").lower(): value
-        for key, value in env.items()
-        if key.startswith("MPKI_SMKI_")
+        key.removeprefix("MPKI_SMKI_").lower(): value for key, value in env.items() if key.startswith("MPKI_SMKI_")
     }
     smki = _smki_from(env_smki, smki)
 
@@ -145,11 +143,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         kek_passphrase=env.get("MPKI_KEK_PASSPHRASE", file_values.get("kek_passphrase")),
         smki=smki,
     )
+    numbers: dict[str, Any] = {}
     for key in ("issuance_chunk_size", "reservation_lease_seconds", "tls_leaf_validity_days"):
         env_key = f"MPKI_{key.upper()}"
         raw = env.get(env_key, file_values.get(key))
         if raw is not None:
-            settings = replace(settings, **{key: _int(raw, env_key)})
+            numbers[key] = _int(raw, env_key)
+    settings = replace(settings, **numbers)
     if settings.issuance_chunk_size < 1:
         raise ConfigError("MPKI_ISSUANCE_CHUNK_SIZE must be at least 1")
     return settings

@@ -10,8 +10,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 from mpki.domain import KeyStoreError
 
-EcSign = Callable[[bytes, ec.EllipticCurveSignatureAlgorithm], bytes]
-RsaSign = Callable[[bytes, padding.AsymmetricPadding, hashes.HashAlgorithm | utils.Prehashed], bytes]
+Data = bytes | bytearray | memoryview
+RsaHash = hashes.HashAlgorithm | utils.Prehashed | utils.NoDigestInfo
+EcSign = Callable[[Data, ec.EllipticCurveSignatureAlgorithm], bytes]
+RsaSign = Callable[[Data, padding.AsymmetricPadding, RsaHash], bytes]
 
 
 def _refuse(*_: object) -> NoReturn:
@@ -26,7 +28,7 @@ class EcSigningKey(ec.EllipticCurvePrivateKey):
         self._public_key = public_key
         self._sign = sign
 
-    def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+    def sign(self, data: Data, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
         return self._sign(data, signature_algorithm)
 
     def public_key(self) -> ec.EllipticCurvePublicKey:
@@ -71,9 +73,9 @@ class RsaSigningKey(rsa.RSAPrivateKey):
 
     def sign(
         self,
-        data: bytes,
+        data: Data,
         padding: padding.AsymmetricPadding,
-        algorithm: hashes.HashAlgorithm | utils.Prehashed,
+        algorithm: RsaHash,
     ) -> bytes:
         return self._sign(data, padding, algorithm)
 

@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from mpki.domain import KeyStoreError, NotFound
 from mpki.keys.interface import KeyAlgorithm, KeyInfo, KeyStore, key_id_for
-from mpki.keys.proxies import EcSigningKey, RsaSigningKey
+from mpki.keys.proxies import Data, EcSigningKey, RsaHash, RsaSigningKey
 
 HEADER_FILE = "keystore.json"
 _CHECK_PLAINTEXT = b"mpki software keystore v1"
@@ -179,17 +179,15 @@ class SoftwareKeyStore(KeyStore):
         if isinstance(private, ec.EllipticCurvePrivateKey):
             ec_key = private
 
-            def ec_sign(data: bytes, algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
-                return ec_key.sign(data, algorithm)
+            def ec_sign(data: Data, algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+                return ec_key.sign(bytes(data), algorithm)
 
             return EcSigningKey(key_id, ec_key.public_key(), ec_sign)
         if isinstance(private, rsa.RSAPrivateKey):
             rsa_key = private
 
-            def rsa_sign(
-                data: bytes, pad: padding.AsymmetricPadding, algorithm: hashes.HashAlgorithm | utils.Prehashed
-            ) -> bytes:
-                return rsa_key.sign(data, pad, algorithm)
+            def rsa_sign(data: Data, pad: padding.AsymmetricPadding, algorithm: RsaHash) -> bytes:
+                return rsa_key.sign(bytes(data), pad, algorithm)
 
             return RsaSigningKey(key_id, rsa_key.public_key(), rsa_sign)
         raise KeyStoreError(f"key {key_id} has an unsupported type")

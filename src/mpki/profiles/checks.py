@@ -11,24 +11,23 @@ from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID
 
 from mpki.asn1 import HARDWARE_MODULE_NAME_OID, decode_hardware_module_name
-from mpki.config import SmkiSettings
 from mpki.domain import Eui64, InvalidRequest, KeyUsageChoice, RemotePartyRole
-from mpki.profiles.model import CheckedRequest, KeyRule, Profile, SubjectRule
+from mpki.profiles.model import CheckedRequest, KeyRule, Profile, ProfileParameters, SubjectPublicKey, SubjectRule
 
 _HW_OID = x509.ObjectIdentifier(HARDWARE_MODULE_NAME_OID)
 _WEBPKI_CURVES = (ec.SECP256R1, ec.SECP384R1)
 
 
-def check_public_key(profile: Profile, key: CertificatePublicKeyTypes) -> None:
+def check_public_key(profile: Profile, key: CertificatePublicKeyTypes) -> SubjectPublicKey:
     """Refuse keys the profile does not allow, naming what it does allow."""
     if profile.key_rule is KeyRule.P256_ONLY:
         if not (isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)):
             raise InvalidRequest(f"profile {profile.name} needs a NIST P-256 key, not {describe_key(key)}")
-        return
+        return key
     if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, _WEBPKI_CURVES):
-        return
+        return key
     if isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048:
-        return
+        return key
     raise InvalidRequest(f"profile {profile.name} needs P-256, P-384 or RSA >= 2048, not {describe_key(key)}")
 
 
@@ -40,9 +39,7 @@ def describe_key(key: CertificatePublicKeyTypes) -> str:
     return f"a {type(key).__name__.removesuffix('PublicKey').lstrip('_')} key"
 
 
-def requested_key_usage(
-    csr: x509.CertificateSigningRequest, override: KeyUsageChoice | None
-) -> KeyUsageChoice:
+def requested_key_usage(csr: x509.CertificateSigningRequest, override: KeyUsageChoice | None) -> KeyUsageChoice:
     """SMKI: exactly one of digitalSignature or keyAgreement, as the CSR asks (or the order, if it asks none)."""
     try:
         ku = csr.extensions.get_extension_for_class(x509.KeyUsage).value
@@ -87,9 +84,9 @@ def _device_eui64(csr: x509.CertificateSigningRequest) -> Eui64:
     return Eui64(hw.hw_serial_num)
 
 
-def _single(csr: x509.CertificateSigningRequest, oid: x509.ObjectIdentifier, label: str) -> x509.NameAttribute[
-    str | bytes
-] | None:
+def _single(
+    csr: x509.CertificateSigningRequest, oid: x509.ObjectIdentifier, label: str
+) -> x509.NameAttribute[str | bytes] | None:
     found = csr.subject.get_attributes_for_oid(oid)
     if len(found) > 1:
         raise InvalidRequest(f"the CSR subject has {len(found)} {label} attributes; at most one is allowed")
@@ -97,7 +94,7 @@ def _single(csr: x509.CertificateSigningRequest, oid: x509.ObjectIdentifier, lab
 
 
 def _org_subject(
-    csr: x509.CertificateSigningRequest, smki: SmkiSettings
+    csr: x509.CertificateSigningRequest, smki: ProfileParameters
 ) -> tuple[x509.Name, RemotePartyRole, Eui64]:
     allowed = {NameOID.COMMON_NAME, NameOID.ORGANIZATIONAL_UNIT_NAME, NameOID.X500_UNIQUE_IDENTIFIER}
     extra = [a.oid.dotted_string for a in csr.subject if a.oid not in allowed]
@@ -108,7 +105,9 @@ def _org_subject(
         raise InvalidRequest("the organisation CSR has no OU carrying the remote-party role code")
     role = RemotePartyRole.from_code(str(ou.value))
     if role.value not in smki.org_roles:
-        raise InvalidRequest(f"role code {role.code} ({role.name.lower()}) is not allowed in an organisation certificate")
+        raise InvalidRequest(
+            f"role code {role.code} ({role.name.lower()}) is not allowed in an organisation certificate"
+        )
     uid = _single(csr, NameOID.X500_UNIQUE_IDENTIFIER, "x500UniqueIdentifier")
     if uid is None:
         raise InvalidRequest("the organisation CSR has no x500UniqueIdentifier carrying the EUI-64")
@@ -124,9 +123,7 @@ def _org_subject(
             raise InvalidRequest("the CN must be 1 to 64 characters")
         attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, name, _ASN1Type.UTF8String))
     attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role.code, _ASN1Type.UTF8String))
-    attributes.append(
-        x509.NameAttribute(NameOID.X500_UNIQUE_IDENTIFIER, b"\x00" + eui64.octets, _ASN1Type.BitString)
-    )
+    attributes.append(x509.NameAttribute(NameOID.X500_UNIQUE_IDENTIFIER, b"\x00" + eui64.octets, _ASN1Type.BitString))
     return x509.Name(attributes), role, eui64
 
 
@@ -170,14 +167,15 @@ def _check_dns_name(name: str) -> None:
 def check_csr(
     profile: Profile,
     csr: x509.CertificateSigningRequest,
-    smki: SmkiSettings,
+    smki: ProfileParameters,
     key_usage: KeyUsageChoice | None = None,
 ) -> CheckedRequest:
     """Verify proof of possession and the profile's rules; return what the certificate will say."""
     if profile.is_ca:
-        raise InvalidRequest(f"profile {profile.name} makes CA certificates, which are made in a ceremony, not from a CSR")
-    public_key = csr.public_key()
-    check_public_key(profile, public_key)
+        raise InvalidRequest(
+            f"profile {profile.name} makes CA certificates, which are made in a ceremony, not from a CSR"
+        )
+    public_key = check_public_key(profile, csr.public_key())
     if not csr.is_signature_valid:
         raise InvalidRequest("the CSR signature does not verify (no proof of possession)")
     rule = profile.subject_rule
@@ -193,7 +191,12 @@ def check_csr(
         usage = requested_key_usage(csr, key_usage)
         subject, role, eui64 = _org_subject(csr, smki)
         return CheckedRequest(
-            profile=profile.name, public_key=public_key, subject=subject, key_usage=usage, eui64=eui64, role=role
+            profile=profile.name,
+            public_key=public_key,
+            subject=subject,
+            key_usage=usage,
+            eui64=eui64,
+            role=role,
         )
     subject, dns, ips, emails = _tls_names(csr, profile)
     return CheckedRequest(

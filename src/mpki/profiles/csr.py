@@ -15,7 +15,10 @@ def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     if not stripped:
         raise InvalidRequest("the CSR is empty")
     if stripped.startswith(PEM_MARKER):
-        if b"-----BEGIN CERTIFICATE REQUEST-----" not in stripped and b"-----BEGIN NEW CERTIFICATE REQUEST-----" not in stripped:
+        if (
+            b"-----BEGIN CERTIFICATE REQUEST-----" not in stripped
+            and b"-----BEGIN NEW CERTIFICATE REQUEST-----" not in stripped
+        ):
             raise InvalidRequest("the PEM block is not a CERTIFICATE REQUEST")
         try:
             return x509.load_pem_x509_csr(stripped.replace(b"NEW CERTIFICATE REQUEST", b"CERTIFICATE REQUEST"))

@@ -7,9 +7,11 @@ import enum
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from mpki.domain import Eui64, KeyUsageChoice, RemotePartyRole
+
+SubjectPublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
 
 class ProfileKind(enum.StrEnum):
@@ -94,7 +96,7 @@ class CheckedRequest:
     """A request that passed its profile's checks: everything the CA needs to build the certificate."""
 
     profile: str
-    public_key: CertificatePublicKeyTypes
+    public_key: SubjectPublicKey
     subject: x509.Name
     key_usage: KeyUsageChoice | None = None
     eui64: Eui64 | None = None
@@ -106,6 +108,22 @@ class CheckedRequest:
     @property
     def subject_text(self) -> str:
         return self.subject.rfc4514_string()
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileParameters:
+    """The per-environment values profiles need; the CA fills them from config (profiles stay pure)."""
+
+    org_policy_oids: tuple[str, ...]
+    device_policy_oids: tuple[str, ...]
+    ca_policy_oids: tuple[str, ...]
+    hw_type_oid: str
+    org_validity_years: int
+    ca_validity_years: int
+    root_validity_years: int
+    org_roles: tuple[int, ...]
+    tls_leaf_validity_days: int
+    tls_ca_validity_years: int
 
 
 @dataclass(frozen=True, slots=True)

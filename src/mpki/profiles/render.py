@@ -12,10 +12,18 @@ from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mpki.asn1 import HARDWARE_MODULE_NAME_OID, HardwareModuleName, encode_hardware_module_name
-from mpki.config import Settings
 from mpki.domain import InvalidRequest, KeyUsageChoice
 from mpki.profiles.key_identifiers import PublicKey, method1_key_identifier, method2_key_identifier
-from mpki.profiles.model import CheckedRequest, KeyIdMethod, Profile, ProfileKind, SubjectRule, Validity, ValidityRule
+from mpki.profiles.model import (
+    CheckedRequest,
+    KeyIdMethod,
+    Profile,
+    ProfileKind,
+    ProfileParameters,
+    SubjectRule,
+    Validity,
+    ValidityRule,
+)
 
 NO_EXPIRY = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
 _EKU = {"serverAuth": ExtendedKeyUsageOID.SERVER_AUTH, "clientAuth": ExtendedKeyUsageOID.CLIENT_AUTH}
@@ -34,7 +42,9 @@ def _add_years(moment: dt.datetime, years: int) -> dt.datetime:
         return moment.replace(year=moment.year + years, day=28)
 
 
-def validity(profile: Profile, settings: Settings, now: dt.datetime, issuer_not_after: dt.datetime | None) -> Validity:
+def validity(
+    profile: Profile, settings: ProfileParameters, now: dt.datetime, issuer_not_after: dt.datetime | None
+) -> Validity:
     """notBefore is now to the second; notAfter follows the profile's rule and, where asked, the issuer's."""
     start = now.astimezone(dt.UTC).replace(microsecond=0)
     if profile.validity_rule is ValidityRule.NO_EXPIRY:
@@ -50,8 +60,8 @@ def validity(profile: Profile, settings: Settings, now: dt.datetime, issuer_not_
     return Validity(start, end)
 
 
-def _years(profile: Profile, settings: Settings) -> int:
-    smki = settings.smki
+def _years(profile: Profile, settings: ProfileParameters) -> int:
+    smki = settings
     if profile.name == "smki-org":
         return smki.org_validity_years
     if profile.name == "smki-root":
@@ -106,8 +116,8 @@ def _ku(
     )
 
 
-def _policies(profile: Profile, settings: Settings) -> x509.CertificatePolicies:
-    smki = settings.smki
+def _policies(profile: Profile, settings: ProfileParameters) -> x509.CertificatePolicies:
+    smki = settings
     oids = {"org": smki.org_policy_oids, "device": smki.device_policy_oids, "ca": smki.ca_policy_oids}
     chosen = oids.get(profile.policy_source or "", ())
     if not chosen:
@@ -115,11 +125,13 @@ def _policies(profile: Profile, settings: Settings) -> x509.CertificatePolicies:
     return x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier(o), None) for o in chosen])
 
 
-def _subject_alt_name(profile: Profile, request: CheckedRequest, settings: Settings) -> x509.SubjectAlternativeName:
+def _subject_alt_name(
+    profile: Profile, request: CheckedRequest, settings: ProfileParameters
+) -> x509.SubjectAlternativeName:
     if profile.subject_rule is SubjectRule.SMKI_DEVICE:
         if request.eui64 is None:
             raise InvalidRequest("a device certificate needs an EUI-64")
-        value = encode_hardware_module_name(HardwareModuleName(settings.smki.hw_type_oid, request.eui64.octets))
+        value = encode_hardware_module_name(HardwareModuleName(settings.hw_type_oid, request.eui64.octets))
         return x509.SubjectAlternativeName([x509.OtherName(x509.ObjectIdentifier(HARDWARE_MODULE_NAME_OID), value)])
     names: list[x509.GeneralName] = [x509.DNSName(n) for n in request.dns_names]
     names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in request.ip_addresses]
@@ -130,7 +142,7 @@ def _subject_alt_name(profile: Profile, request: CheckedRequest, settings: Setti
 def extensions(
     profile: Profile,
     request: CheckedRequest,
-    settings: Settings,
+    settings: ProfileParameters,
     issuer_key_id: bytes | None,
 ) -> list[tuple[x509.ExtensionType, bool]]:
     """The extensions in the order and with the criticality the profile lists; empty SANs are left out."""
@@ -142,8 +154,9 @@ def extensions(
         "authorityKeyIdentifier": lambda: (
             None
             if issuer_key_id is None
-            else x509.AuthorityKeyIdentifier(key_identifier=issuer_key_id, authority_cert_issuer=None,
-                                             authority_cert_serial_number=None)
+            else x509.AuthorityKeyIdentifier(
+                key_identifier=issuer_key_id, authority_cert_issuer=None, authority_cert_serial_number=None
+            )
         ),
         "subjectAltName": lambda: (
             None

@@ -58,7 +58,13 @@ class SerialRepository:
 
     def reserve(self, ca_id: int, serials: Iterable[str], owner: str, at: dt.datetime) -> None:
         rows = [
-            {"ca_id": ca_id, "serial": s, "status": SerialStatus.RESERVED.value, "owner": owner, "reserved_at": at}
+            {
+                "ca_id": ca_id,
+                "serial": s,
+                "status": SerialStatus.RESERVED.value,
+                "owner": owner,
+                "reserved_at": at,
+            }
             for s in serials
         ]
         if rows:

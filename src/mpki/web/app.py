@@ -15,8 +15,11 @@ PROBLEM = "application/problem+json"
 
 
 def problem(status: int, title: str, detail: str) -> JSONResponse:
-    return JSONResponse({"type": "about:blank", "title": title, "status": status, "detail": detail},
-                        status_code=status, media_type=PROBLEM)
+    return JSONResponse(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail},
+        status_code=status,
+        media_type=PROBLEM,
+    )
 
 
 def create_app(authority: CertificationAuthority) -> FastAPI:

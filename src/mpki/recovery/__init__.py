@@ -1,0 +1,1 @@
+"""Room for compromise procedures (issue 7); empty until its issue lands."""
