@@ -1,17 +1,29 @@
-"""RFC 4108 hardwareModuleName: the otherName an SMKI device certificate names its device by."""
+"""RFC 4108 hardwareModuleName: the otherName an SMKI device certificate names its device by.
+
+    HardwareModuleName ::= SEQUENCE { hwType OBJECT IDENTIFIER, hwSerialNum OCTET STRING }
+
+Encoded and decoded with the strict DER helpers in `der` because it sits on the issuance hot path;
+tests cross-check it against pyasn1-alt-modules' rfc4108 definition.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
-from pyasn1.codec.der import decoder, encoder
-from pyasn1.error import PyAsn1Error
-from pyasn1.type import univ
-from pyasn1_alt_modules import rfc4108
-
+from mpki.asn1.der import (
+    TAG_OCTET_STRING,
+    TAG_OID,
+    TAG_SEQUENCE,
+    decode_oid,
+    encode_oid,
+    read_tlv,
+    tlv,
+)
 from mpki.domain import InvalidRequest
 
 HARDWARE_MODULE_NAME_OID = "1.3.6.1.5.5.7.8.4"
+_WHAT = "hardwareModuleName"
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,23 +34,29 @@ class HardwareModuleName:
     hw_serial_num: bytes
 
 
+@lru_cache(maxsize=32)
+def _oid_tlv(dotted: str) -> bytes:
+    return tlv(TAG_OID, encode_oid(dotted))
+
+
 def encode_hardware_module_name(name: HardwareModuleName) -> bytes:
     """DER of the HardwareModuleName SEQUENCE, the value an x509.OtherName carries."""
-    value = rfc4108.HardwareModuleName()
-    value["hwType"] = univ.ObjectIdentifier(name.hw_type)
-    value["hwSerialNum"] = univ.OctetString(name.hw_serial_num)
-    return bytes(encoder.encode(value))
+    return tlv(TAG_SEQUENCE, _oid_tlv(name.hw_type) + tlv(TAG_OCTET_STRING, name.hw_serial_num))
 
 
 def decode_hardware_module_name(der: bytes) -> HardwareModuleName:
     """Parse the otherName value; anything but exactly one well-formed SEQUENCE is refused."""
-    try:
-        value, rest = decoder.decode(der, asn1Spec=rfc4108.HardwareModuleName())
-    except PyAsn1Error:
-        raise InvalidRequest("hardwareModuleName is not valid DER") from None
-    if rest:
-        raise InvalidRequest("hardwareModuleName has trailing bytes")
-    return HardwareModuleName(
-        hw_type=str(value["hwType"]),
-        hw_serial_num=bytes(value["hwSerialNum"]),
-    )
+    tag, body, end = read_tlv(der, 0, _WHAT)
+    if tag != TAG_SEQUENCE:
+        raise InvalidRequest(f"{_WHAT} is not a SEQUENCE")
+    if end != len(der):
+        raise InvalidRequest(f"{_WHAT} has trailing bytes")
+    tag, oid, cursor = read_tlv(body, 0, f"{_WHAT} hwType")
+    if tag != TAG_OID:
+        raise InvalidRequest(f"{_WHAT} hwType is not an OBJECT IDENTIFIER")
+    tag, serial, cursor = read_tlv(body, cursor, f"{_WHAT} hwSerialNum")
+    if tag != TAG_OCTET_STRING:
+        raise InvalidRequest(f"{_WHAT} hwSerialNum is not an OCTET STRING")
+    if cursor != len(body):
+        raise InvalidRequest(f"{_WHAT} has extra fields")
+    return HardwareModuleName(hw_type=decode_oid(oid, f"{_WHAT} hwType"), hw_serial_num=serial)

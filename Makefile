@@ -1,0 +1,44 @@
+# The two commands a newcomer needs:
+#   make demo   -> install, create the development hierarchy (once), serve on http://127.0.0.1:8000
+#   make test   -> install with dev tools, run every test (SQLite always; PostgreSQL when reachable)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export MPKI_HOME ?= $(CURDIR)/var
+PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: demo test lint bench install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+
+install-dev: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+
+demo: install
+	@test -f "$(MPKI_HOME)/keys/keystore.json" || $(BIN)/mpki init --dev
+	$(BIN)/mpki serve --host 127.0.0.1 --port 8000
+
+test: install-dev
+	@if [ -z "$$MPKI_TEST_POSTGRES_URL" ] && $(BIN)/python scripts/pg_reachable.py "$(PG_URL)"; then \
+		echo "PostgreSQL reachable: tests run on SQLite and PostgreSQL"; \
+		export MPKI_TEST_POSTGRES_URL="$(PG_URL)"; \
+	fi; \
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+lint: install-dev
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bench: install-dev
+	$(BIN)/python bench/issue.py --n 20000 --db sqlite
+	$(BIN)/python bench/issue.py --n 20000 --db postgres
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
