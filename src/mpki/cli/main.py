@@ -6,7 +6,7 @@ import typer
 
 from mpki.ca.runtime import DEV_PASSPHRASE
 from mpki.ceremony import create_dev_hierarchy
-from mpki.cli import audit_commands, ca_commands, cert_commands
+from mpki.cli import audit_commands, ca_commands, cert_commands, csr_commands
 from mpki.cli.context import authority, clean_errors, console, errors, fail, settings
 from mpki.config import Environment
 
@@ -18,6 +18,7 @@ app = typer.Typer(
 app.add_typer(ca_commands.app, name="ca")
 app.add_typer(cert_commands.app, name="cert")
 app.add_typer(audit_commands.app, name="audit")
+app.add_typer(csr_commands.app, name="csr")
 app.command("issue")(cert_commands.issue)
 
 
