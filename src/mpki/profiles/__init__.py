@@ -4,7 +4,7 @@ from mpki.profiles.catalogue import PROFILES, get_profile
 from mpki.profiles.checks import check_csr, check_public_key
 from mpki.profiles.csr import load_csr
 from mpki.profiles.key_identifiers import method1_key_identifier, method2_key_identifier
-from mpki.profiles.model import CheckedRequest, Profile, ProfileKind, ProfileParameters, Validity
+from mpki.profiles.model import CheckedRequest, Profile, ProfileKind, ProfileParameters, Validity, rfc4514_string
 from mpki.profiles.render import ca_subject, extensions, key_identifier, validity
 
 __all__ = [
@@ -23,5 +23,6 @@ __all__ = [
     "load_csr",
     "method1_key_identifier",
     "method2_key_identifier",
+    "rfc4514_string",
     "validity",
 ]

@@ -55,6 +55,8 @@ def requested_key_usage(csr: x509.CertificateSigningRequest, override: KeyUsageC
     if ku.key_agreement:
         asked.append(KeyUsageChoice.KEY_AGREEMENT)
     others = ku.content_commitment or ku.key_encipherment or ku.data_encipherment or ku.key_cert_sign or ku.crl_sign
+    # encipherOnly/decipherOnly are only readable (and only meaningful) together with keyAgreement.
+    others = others or (ku.key_agreement and (ku.encipher_only or ku.decipher_only))
     if len(asked) != 1 or others:
         raise InvalidRequest("the CSR must request exactly one key usage: digitalSignature or keyAgreement")
     if override is not None and override is not asked[0]:
@@ -154,7 +156,14 @@ def _tls_names(
 
 def _check_dns_name(name: str) -> None:
     labels = name.removeprefix("*.").split(".")
-    valid = all(0 < len(label) <= 63 and label.replace("-", "").isalnum() and label.isascii() for label in labels)
+    valid = all(
+        0 < len(label) <= 63
+        and label.replace("-", "").isalnum()
+        and label.isascii()
+        and not label.startswith("-")
+        and not label.endswith("-")
+        for label in labels
+    )
     if not valid or len(name) > 253:
         raise InvalidRequest(f"{name!r} is not a valid DNS name")
     try:

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.name import _ASN1Type
 
+from mpki.asn1.der import tlv
 from mpki.domain import Eui64, KeyUsageChoice, RemotePartyRole
 
 SubjectPublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
@@ -107,7 +109,23 @@ class CheckedRequest:
 
     @property
     def subject_text(self) -> str:
-        return self.subject.rfc4514_string()
+        return rfc4514_string(self.subject)
+
+
+def rfc4514_string(name: x509.Name) -> str:
+    """The RFC 4514 string of a name; like `openssl -nameopt RFC2253`, except unknown types are named by OID.
+
+    ``cryptography`` writes a BIT STRING value (the SMKI x500UniqueIdentifier) as ``#`` and its contents
+    octets; RFC 4514 2.4 asks for the hex of the value's BER encoding, tag and length included:
+    ``2.5.4.45=#03090090b3d51f30010000,OU=02,CN=GITTESTSUPPLIER``.
+    """
+    return ",".join("+".join(_attribute_string(a) for a in rdn) for rdn in reversed(name.rdns))
+
+
+def _attribute_string(attribute: x509.NameAttribute[str | bytes]) -> str:
+    if attribute._type is _ASN1Type.BitString and isinstance(attribute.value, bytes):
+        return f"{attribute.oid.dotted_string}=#{tlv(0x03, attribute.value).hex()}"
+    return attribute.rfc4514_string()
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 from collections.abc import Callable
 
 from cryptography import x509
@@ -71,10 +72,27 @@ def _years(profile: Profile, settings: ProfileParameters) -> int:
     return settings.tls_ca_validity_years
 
 
+_PRINTABLE = re.compile(r"[A-Za-z0-9 '()+,\-./:=?]+")
+_UB_COMMON_NAME = 64  # RFC 5280 Appendix A
+
+
 def ca_subject(profile: Profile, common_name: str, role_code: str | None = None) -> x509.Name:
-    """Subject of a CA certificate: SMKI CAs carry OU=role (00 root, 07 issuing) and CN, as PrintableString."""
+    """Subject of a CA certificate: SMKI CAs carry OU=role (00 root, 07 issuing) and CN, as PrintableString.
+
+    A name PrintableString cannot carry (e.g. ``_``, ``&`` or non-ASCII letters) is refused rather than
+    written as an invalid PrintableString.
+    """
+    if not 0 < len(common_name) <= _UB_COMMON_NAME:
+        raise InvalidRequest(f"a CA common name must be 1 to {_UB_COMMON_NAME} characters")
     if profile.subject_rule is SubjectRule.SMKI_CA:
         code = role_code or ("00" if profile.kind is ProfileKind.ROOT else "07")
+        if not re.fullmatch(r"[0-9A-F]{2}", code):
+            raise InvalidRequest(f"role code {code!r} is not two upper-case hex digits")
+        if not _PRINTABLE.fullmatch(common_name):
+            raise InvalidRequest(
+                f"an SMKI CA common name is a PrintableString (letters, digits, space and '()+,-./:=?), "
+                f"not {common_name!r}"
+            )
         return x509.Name(
             [
                 x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, code, _ASN1Type.PrintableString),
