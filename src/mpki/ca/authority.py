@@ -93,10 +93,11 @@ class CertificationAuthority:
         with self.database.reader() as session:
             if any(ca.name == name for ca in CaRepository(session).all()):
                 raise InvalidRequest(f"a CA named {name!r} already exists")
+        subject = ca_subject(profile, common_name)  # refuse a bad name before a key is made
         info = self.keystore.generate(name, algorithm)
         public_key = info.public_key()
         check_public_key(profile, public_key)
-        request = CheckedRequest(profile=profile.name, public_key=public_key, subject=ca_subject(profile, common_name))
+        request = CheckedRequest(profile=profile.name, public_key=public_key, subject=subject)
         [(serial, serial_text)] = new_serials(1)
         now = utcnow()
         owner = this_owner()
@@ -375,14 +376,15 @@ class CertificationAuthority:
         total = 0
         for ca_id, serials in stale.items():
             with self.database.reader() as session:
-                ca = CaRepository(session).by_id(ca_id)
+                # Read the name inside the session: the reader's closing rollback expires the row.
+                ca_name = CaRepository(session).by_id(ca_id).name
                 stored = CertificateRepository(session).serials_for(ca_id, serials)
             if stored:
                 # Stored but never settled cannot happen (same transaction); mark them used to be exact.
                 with self.database.transaction() as session:
                     SerialRepository(session).settle(ca_id, sorted(stored), SerialStatus.USED, moment)
             orphans = [s for s in serials if s not in stored]
-            total += self._abandon(ca_id, ca.name, orphans, actor, "reservation left by a process that stopped")
+            total += self._abandon(ca_id, ca_name, orphans, actor, "reservation left by a process that stopped")
         return total
 
     # ----- reading -----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ def kek_passphrase(settings: Settings) -> str:
 
 def open_database(settings: Settings, *, migrate: bool = True) -> Database:
     database = Database(settings.resolved_database_url)
+    database.check_connection()
     if migrate and not is_current(database):
         upgrade(database)
     return database
@@ -29,10 +30,10 @@ def open_database(settings: Settings, *, migrate: bool = True) -> Database:
 
 def open_authority(settings: Settings, *, create_keystore: bool = False) -> CertificationAuthority:
     """Open (or with `create_keystore`, initialise) everything the CA needs."""
-    database = open_database(settings)
     passphrase = kek_passphrase(settings)
+    # The keystore first: a command run before `mpki init` must not leave an empty database behind.
     if create_keystore and not SoftwareKeyStore.exists(settings.keys_dir):
         keystore = SoftwareKeyStore.create(settings.keys_dir, passphrase)
     else:
         keystore = SoftwareKeyStore.open(settings.keys_dir, passphrase)
-    return CertificationAuthority(settings, database, keystore)
+    return CertificationAuthority(settings, open_database(settings), keystore)

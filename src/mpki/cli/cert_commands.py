@@ -35,6 +35,9 @@ def issue(
     """Issue one certificate from a CSR (the operator approves it by running this)."""
     if not csr.is_file():
         raise fail(f"no such CSR file: {csr}")
+    if out not in (None, "-") and not Path(out).resolve().parent.is_dir():
+        # Checked before issuing, so a typo in the path does not leave a certificate nobody received.
+        raise fail(f"cannot write {out}: no such directory")
     view = authority().issue(IssuanceOrder(profile, csr.read_bytes(), operator(), key_usage=key_usage))
     certificate = x509.load_der_x509_certificate(view.der)
     encoding = serialization.Encoding.DER if der else serialization.Encoding.PEM

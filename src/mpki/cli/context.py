@@ -9,6 +9,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mpki.ca import CertificationAuthority
 from mpki.ca.runtime import open_authority
@@ -18,8 +19,10 @@ from mpki.domain import MpkiError
 P = ParamSpec("P")
 R = TypeVar("R")
 
-console = Console()
-errors = Console(stderr=True)
+# soft_wrap: a message stays one line however narrow the terminal (or pipe) is. No markup on stdout:
+# what it prints (subjects, DNS names, file names) comes from requests and must be shown as written.
+console = Console(soft_wrap=True, markup=False, highlight=False)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def settings() -> Settings:
@@ -31,8 +34,12 @@ def authority(*, create: bool = False) -> CertificationAuthority:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print one line to stderr and return the Exit to raise."""
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print one line to stderr and return the Exit to raise.
+
+    The message is escaped: it often quotes the request (a DNS name, a CN), which must not be read as markup.
+    """
+    one_line = " ".join(message.split())
+    errors.print(f"[bold red]error:[/] {escape(one_line)}", highlight=False)
     return typer.Exit(code)
 
 

@@ -42,7 +42,7 @@ def init(dev: bool = typer.Option(False, "--dev", help="Create the insecure deve
     create_dev_hierarchy(
         ca,
         on_created=lambda v: console.print(
-            f"created CA [bold]{v.name}[/] ({v.profile}) {v.subject}"
+            f"created CA {v.name} ({v.profile}) {v.subject}"
             + (f" issues {','.join(v.issues_profiles)}" if v.issues_profiles else "")
         ),
     )

@@ -7,9 +7,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+from mpki.domain import ConfigError
+
+READ_ONLY = "mpki_read_only"
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -27,14 +32,19 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A reader takes a deferred BEGIN: in WAL mode it reads a snapshot and never blocks a writer.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 class Database:
     """Owns the engine; hands out sessions whose commit is all-or-nothing."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
-        parsed = make_url(url)
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise ConfigError(f"the database URL {url!r} is not a valid SQLAlchemy URL") from None
         self.url = url
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         connect_args: dict[str, Any] = {}
@@ -58,9 +68,20 @@ class Database:
         """A session for reads; rolled back at the end so it never holds a write."""
         with self._sessions() as session:
             try:
+                session.connection(execution_options={READ_ONLY: True})
                 yield session
             finally:
                 session.rollback()
+
+    def check_connection(self) -> None:
+        """Fail with one clear line when the database cannot be reached, before any work starts."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as error:
+            reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+            safe_url = make_url(self.url).render_as_string(hide_password=True)
+            raise ConfigError(f"cannot reach the database {safe_url}: {reason}") from None
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -195,19 +195,24 @@ class AuditRepository:
         return head
 
     def head(self) -> AuditHead | None:
-        return self.session.get(AuditHead, 1)
+        """The tip as the database has it now (never a copy cached earlier in this session)."""
+        return self.session.get(AuditHead, 1, populate_existing=True)
 
     def append(self, rows: list[dict[str, Any]], new_seq: int, new_hash: str) -> None:
         self.session.execute(insert(AuditEvent), rows)
         self.session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=new_seq, hash=new_hash))
 
-    def iterate(self, batch: int = 5000) -> Iterator[AuditEvent]:
-        """Every event in sequence order, read in keyset pages to bound memory."""
-        last = -1
+    def iterate(self, batch: int = 5000, after: int | None = None) -> Iterator[AuditEvent]:
+        """Every event (after seq `after`, if given) in sequence order, read in keyset pages to bound memory.
+
+        With no `after` there is no lower bound, so a row forged at seq 0 or below is still seen.
+        """
+        last = after
         while True:
-            page = self.session.scalars(
-                select(AuditEvent).where(AuditEvent.seq > last).order_by(AuditEvent.seq).limit(batch)
-            ).all()
+            query = select(AuditEvent)
+            if last is not None:
+                query = query.where(AuditEvent.seq > last)
+            page = self.session.scalars(query.order_by(AuditEvent.seq).limit(batch)).all()
             if not page:
                 return
             yield from page
