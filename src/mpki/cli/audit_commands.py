@@ -9,6 +9,7 @@ import typer
 from mpki.audit import export_jsonl, verify_chain
 from mpki.ca.runtime import open_database
 from mpki.cli.context import clean_errors, console, fail, settings
+from mpki.cli.progress import progress_bar
 
 app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 
@@ -17,7 +18,8 @@ app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 @clean_errors
 def verify() -> None:
     """Walk the hash chain; exit 1 naming the first broken link."""
-    result = verify_chain(open_database(settings()))
+    with progress_bar("verifying audit chain", None) as update:
+        result = verify_chain(open_database(settings()), progress=lambda done: update(done, None))
     if not result.ok:
         raise fail(f"audit chain broken at event {result.broken_at}: {result.reason}")
     console.print(f"audit chain OK: {result.events} events")

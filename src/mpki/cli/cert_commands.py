@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives import serialization
 from rich.table import Table
 
 from mpki.ca import IssuanceOrder
-from mpki.cli.context import authority, clean_errors, console, fail, write_output
+from mpki.cli.context import authority, clean_errors, console, errors, fail, write_output
+from mpki.cli.progress import progress_bar
 from mpki.domain import KeyUsageChoice
 
 app = typer.Typer(help="Issued certificates: list and show.", no_args_is_help=True)
@@ -79,3 +80,53 @@ def show(
         write_output(certificate.public_bytes(serialization.Encoding.PEM), None)
         return
     print(json.dumps(view.as_json(), indent=2))
+
+
+def split_pem_requests(data: bytes) -> list[bytes]:
+    """Every PEM CERTIFICATE REQUEST block in a file, in order; a DER file is one request."""
+    marker = b"-----BEGIN"
+    if marker not in data:
+        return [data] if data.strip() else []
+    blocks = []
+    for part in data.split(marker)[1:]:
+        end = part.find(b"-----END")
+        close = part.find(b"-----", end + 8) if end >= 0 else -1
+        blocks.append(marker + (part[: close + 5] if close >= 0 else part))
+    return blocks
+
+
+@clean_errors
+def issue_batch(
+    profile: str = typer.Option(..., "--profile", "-p", help="Profile name, e.g. smki-device."),
+    csrs: list[Path] = typer.Argument(..., help="Files of PEM CSRs (several per file) or DER CSRs."),
+    out: str = typer.Option(..., "--out", "-o", help="Where to write the PEM bundle of issued certificates."),
+) -> None:
+    """Issue many certificates in one batch; every CSR gets its own result, bad ones do not stop good ones.
+
+    Exit status 0 when every CSR was issued, 1 when any was rejected (the rest are still issued).
+    """
+    items: list[tuple[str, bytes]] = []
+    for path in csrs:
+        if not path.is_file():
+            raise fail(f"no such CSR file: {path}")
+        blocks = split_pem_requests(path.read_bytes())
+        items += [(f"{path}#{number}", block) for number, block in enumerate(blocks, start=1)]
+    if not items:
+        raise fail("no CSRs found in the files given")
+    out_path = Path(out)
+    if not out_path.parent.is_dir():
+        raise fail(f"the directory of {out} does not exist")
+    orders = [IssuanceOrder(profile, block, operator()) for _, block in items]
+    with progress_bar(f"issuing {len(orders)} {profile}", len(orders)) as update:
+        results = authority().issue_many(orders, actor=operator(), progress=update)
+    issued = [r.certificate for r in results if r.certificate is not None]
+    bundle = b"".join(
+        x509.load_der_x509_certificate(view.der).public_bytes(serialization.Encoding.PEM) for view in issued
+    )
+    out_path.write_bytes(bundle)
+    rejected = [(items[r.index][0], r.error) for r in results if not r.ok]
+    for where, reason in rejected:
+        errors.print(f"rejected {where}: {reason}", markup=False, highlight=False)
+    console.print(f"{len(issued)} issued, {len(rejected)} rejected -> {out}")
+    if rejected:
+        raise typer.Exit(1)

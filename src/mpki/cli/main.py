@@ -20,6 +20,7 @@ app.add_typer(cert_commands.app, name="cert")
 app.add_typer(audit_commands.app, name="audit")
 app.add_typer(csr_commands.app, name="csr")
 app.command("issue")(cert_commands.issue)
+app.command("issue-batch")(cert_commands.issue_batch)
 
 
 @app.command("init")
