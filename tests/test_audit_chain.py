@@ -15,7 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import Connection, create_engine, insert, select, text, update
+from sqlalchemy import Connection, insert, select, text, update
 
 from mpki.audit import AuditRecord, append, verify_chain
 from mpki.audit.chain import GENESIS_HASH, event_hash
@@ -49,15 +49,6 @@ def chain(authority: CertificationAuthority) -> CertificationAuthority:
     result = verify_chain(authority.database)
     assert result.ok and result.events == TOTAL, result
     return authority
-
-
-@pytest.fixture
-def sql(database_url: str) -> Iterator[Connection]:
-    """A raw connection to the test's database, committing each statement (the attacker's view)."""
-    engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        yield connection
-    engine.dispose()
 
 
 EVENTS = AuditEvent.__table__

@@ -5,14 +5,14 @@ rejection: no certificate, no serial reservation, no output file."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, text
 
 from mpki.audit import verify_chain
 from mpki.ca import CertificationAuthority, IssuanceOrder
@@ -136,14 +136,6 @@ CASES = [
     Case("device-csr-as-org", "smki-org", lambda: device_csr(_eui()), "no OU", cli=False),
     Case("tls-server-without-names", "tls-server", lambda: tls_server_csr(()), "at least one DNS name", cli=False),
 ]
-
-
-@pytest.fixture
-def sql(database_url: str) -> Iterator[Connection]:
-    engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        yield connection
-    engine.dispose()
 
 
 def _counts(sql: Connection) -> dict[str, int]:

@@ -10,14 +10,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import pytest
 from cryptography import x509
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, text
 
 from mpki.audit import verify_chain
 from mpki.ca import CertificationAuthority, IssuanceOrder
@@ -37,14 +36,6 @@ def csr_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("crash") / "device-csrs.hex"
     path.write_text("\n".join(device_csr(random_eui64()).hex() for _ in range(BATCH)) + "\n")
     return path
-
-
-@pytest.fixture
-def sql(database_url: str) -> Iterator[Connection]:
-    engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        yield connection
-    engine.dispose()
 
 
 @dataclass

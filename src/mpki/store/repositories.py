@@ -70,20 +70,6 @@ class SerialRepository:
         if rows:
             self.session.execute(insert(SerialReservation), rows)
 
-    def existing(self, ca_id: int, serials: Sequence[str]) -> set[str]:
-        """Which of these serials this CA has ever reserved (used, reserved or abandoned)."""
-        found: set[str] = set()
-        for start in range(0, len(serials), 500):
-            chunk = serials[start : start + 500]
-            found.update(
-                self.session.scalars(
-                    select(SerialReservation.serial).where(
-                        SerialReservation.ca_id == ca_id, SerialReservation.serial.in_(chunk)
-                    )
-                )
-            )
-        return found
-
     def settle(self, ca_id: int, serials: Sequence[str], status: SerialStatus, at: dt.datetime) -> int:
         """Move reserved serials to used or abandoned; returns how many moved."""
         moved = 0
