@@ -18,6 +18,7 @@ from mpki.ca import CertificationAuthority
 from mpki.ca.runtime import open_authority
 from mpki.ceremony import create_dev_hierarchy
 from mpki.config import Settings, load_settings
+from tests.hsm import softhsm  # noqa: F401  (fixture)
 
 VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "smki"
 POSTGRES_URL = os.environ.get("MPKI_TEST_POSTGRES_URL")

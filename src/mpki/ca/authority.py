@@ -22,6 +22,7 @@ from mpki.config import Settings
 from mpki.domain import (
     CertificateStatus,
     InvalidRequest,
+    KeyStoreError,
     MpkiError,
     NotFound,
     SerialStatus,
@@ -29,7 +30,7 @@ from mpki.domain import (
     utcnow,
 )
 from mpki.domain import format_serial as _format_serial
-from mpki.keys import KeyAlgorithm, KeyStore
+from mpki.keys import INACTIVE_MESSAGE, KeyAlgorithm, KeyStore
 from mpki.profiles import (
     CheckedRequest,
     Profile,
@@ -81,6 +82,7 @@ class CertificationAuthority:
         parent: str | None = None,
         algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
         issues: Sequence[str] = (),
+        token: str | None = None,
     ) -> CaView:
         """Generate a key in the keystore and certify it: self-signed for a root, by `parent` otherwise."""
         profile = get_profile(profile_name)
@@ -94,7 +96,7 @@ class CertificationAuthority:
             if any(ca.name == name for ca in CaRepository(session).all()):
                 raise InvalidRequest(f"a CA named {name!r} already exists")
         subject = ca_subject(profile, common_name)  # refuse a bad name before a key is made
-        info = self.keystore.generate(name, algorithm)
+        info = self.keystore.generate(name, algorithm, token)
         public_key = info.public_key()
         check_public_key(profile, public_key)
         request = CheckedRequest(profile=profile.name, public_key=public_key, subject=subject)
@@ -125,6 +127,23 @@ class CertificationAuthority:
             )
             reserving_ca = parent_row.id if parent_row else row.id
             SerialRepository(session).reserve(reserving_ca, [serial_text], owner, now)
+            append(
+                session,
+                [
+                    AuditRecord(
+                        action="key.generated",
+                        actor=actor,
+                        ca=name,
+                        details={
+                            "key_id": info.key_id,
+                            "backend": info.backend,
+                            "token": info.token,
+                            "algorithm": algorithm.value,
+                            "public_key_sha256": hashlib.sha256(info.public_key_der).hexdigest(),
+                        },
+                    )
+                ],
+            )
             row_id = row.id
         if parent_row is None:
             issuer = Issuer(request.subject, self.keystore.signing_key(info.key_id), None, None)
@@ -215,6 +234,8 @@ class CertificationAuthority:
         crash leaves only reservations that reconciliation marks abandoned; a bad order never costs
         its neighbours their certificates.
         """
+        if not self.keystore.is_active():
+            raise KeyStoreError(INACTIVE_MESSAGE)
         results: dict[int, IssuanceResult] = {}
         by_ca: dict[str, list[_Accepted]] = {}
         rejections: list[AuditRecord] = []

@@ -1,16 +1,23 @@
-"""The development hierarchy: an SMKI root with Organisation and Device issuing CAs, and a TLS pair.
+"""The development ceremony behind `mpki init --dev`: an SMKI root with Organisation and Device issuing
+CAs, and a TLS root with an issuing CA.
 
-INSECURE by design: software keys under a known passphrase, no quorum, no witnesses. It exists so a
-newcomer has a working PKI in seconds; real hierarchies are made in recorded ceremonies.
+INSECURE by design: software keys, a 2-of-3 quorum whose three shares are written side by side into
+`MPKI_HOME/dev-shares`, and the keystore left activated. It runs the same ceremony code as a real one,
+so a newcomer has a working PKI in seconds and sees what a ceremony records.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from mpki.ca import CaView, CertificationAuthority
+from mpki.ceremony.runner import CeremonyResult, StepHook, run_ceremony
+from mpki.ceremony.spec import CaStep, CeremonySpec, People
 from mpki.domain import InvalidRequest
+from mpki.keys import KeyAlgorithm
+from mpki.keys.quorum import QuorumPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,21 +35,46 @@ DEV_HIERARCHY: tuple[CaPlan, ...] = (
     CaPlan("smki-device-ca", "smki-issuing", "mpki Dev Device CA", parent="smki-root", issues=("smki-device",)),
     CaPlan("tls-root", "tls-root", "mpki Dev TLS Root"),
     CaPlan(
-        "tls-issuing",
-        "tls-issuing",
-        "mpki Dev TLS Issuing CA",
-        parent="tls-root",
-        issues=("tls-server", "tls-client"),
+        "tls-issuing", "tls-issuing", "mpki Dev TLS Issuing CA", parent="tls-root", issues=("tls-server", "tls-client")
     ),
 )
 
 ACTOR = "mpki-init-dev"
+DEV_CEREMONY = "development-insecure"
+
+
+def dev_spec() -> CeremonySpec:
+    return CeremonySpec(
+        ceremony=DEV_CEREMONY,
+        environment="development",
+        backend="software",
+        people=People(
+            key_manager="dev-key-manager",
+            custodians=("dev-custodian-1", "dev-custodian-2", "dev-custodian-3"),
+            witnesses=("dev-witness",),
+            auditor="dev-auditor",
+        ),
+        quorum=QuorumPolicy(group="ca-keys", threshold=2, shares=3),
+        tokens=(),
+        backup=True,
+        cas=tuple(
+            CaStep(p.name, p.profile, p.common_name, KeyAlgorithm.EC_P256, p.parent, None, p.issues)
+            for p in DEV_HIERARCHY
+        ),
+        record_signer="smki-root",
+        source=b"mpki built-in development ceremony (insecure)\n",
+    )
+
+
+def run_dev_ceremony(env: Mapping[str, str], home: Path, on_step: StepHook | None = None) -> CeremonyResult:
+    """The development hierarchy through the real ceremony path (shares in MPKI_HOME/dev-shares)."""
+    return run_ceremony(dev_spec(), env, home / "dev-shares", home / "dev-ceremony-record.json", on_step=on_step)
 
 
 def create_dev_hierarchy(
     authority: CertificationAuthority, on_created: Callable[[CaView], None] | None = None
 ) -> list[CaView]:
-    """Create every CA of the plan; refuses if any already exists so nothing is half-made twice."""
+    """The same CAs straight through the CA, for tests and benchmarks that bring their own keystore."""
     existing = {view.name for view in authority.list_cas()}
     clash = [plan.name for plan in DEV_HIERARCHY if plan.name in existing]
     if clash:

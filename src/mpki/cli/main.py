@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
-from mpki.ca.runtime import DEV_PASSPHRASE
-from mpki.ceremony import create_dev_hierarchy
-from mpki.cli import audit_commands, ca_commands, cert_commands, csr_commands
+from mpki.ceremony import run_dev_ceremony
+from mpki.cli import audit_commands, ca_commands, ceremony_commands, cert_commands, csr_commands, keys_commands
 from mpki.cli.context import authority, clean_errors, console, errors, fail, settings
 from mpki.config import Environment
+from mpki.keys import SoftwareKeyStore
 
 app = typer.Typer(
     help="mpki: a managed PKI (provider-run CAs, customer-run RAs, SMKI profiles).",
@@ -19,6 +21,10 @@ app.add_typer(ca_commands.app, name="ca")
 app.add_typer(cert_commands.app, name="cert")
 app.add_typer(audit_commands.app, name="audit")
 app.add_typer(csr_commands.app, name="csr")
+app.add_typer(keys_commands.app, name="keys")
+app.add_typer(ceremony_commands.app, name="ceremony")
+app.command("bootstrap")(ceremony_commands.bootstrap)
+app.command("reinitialise")(ceremony_commands.reinitialise)
 app.command("issue")(cert_commands.issue)
 app.command("issue-batch")(cert_commands.issue_batch)
 
@@ -26,27 +32,26 @@ app.command("issue-batch")(cert_commands.issue_batch)
 @app.command("init")
 @clean_errors
 def init(dev: bool = typer.Option(False, "--dev", help="Create the insecure development hierarchy.")) -> None:
-    """Create the database and keystore; with --dev, the SMKI and TLS development hierarchies."""
+    """With --dev: run the scripted development ceremony (SMKI and TLS hierarchies, 2-of-3 quorum)."""
     current = settings()
     if not dev:
-        raise fail("only `mpki init --dev` exists so far; production hierarchies are made in key ceremonies")
+        raise fail("only `mpki init --dev` exists; real hierarchies are made with `mpki ceremony run FILE`")
     if current.environment is Environment.PRODUCTION:
         raise fail("refusing the insecure development hierarchy in a production environment")
-    if not current.kek_passphrase:
-        errors.print(
-            f"[yellow]warning:[/] INSECURE development keystore passphrase {DEV_PASSPHRASE!r}; "
-            "set MPKI_KEK_PASSPHRASE for anything else"
-        )
-    ca = authority(create=True)
-    console.print(f"database: {current.resolved_database_url}")
-    console.print(f"keystore: {current.keys_dir} (software, development)")
-    create_dev_hierarchy(
-        ca,
-        on_created=lambda v: console.print(
-            f"created CA {v.name} ({v.profile}) {v.subject}"
-            + (f" issues {','.join(v.issues_profiles)}" if v.issues_profiles else "")
-        ),
+    if SoftwareKeyStore.exists(current.keys_dir):
+        raise fail(f"the development hierarchy already exists in {current.home} (keystore {current.keys_dir})")
+    errors.print(
+        "warning: INSECURE development ceremony: software keys, and all three quorum shares side by side in "
+        f"{current.home / 'dev-shares'}; never use this for anything real",
+        markup=False,
     )
+    result = run_dev_ceremony(os.environ, current.home, on_step=ceremony_commands.show_step)
+    console.print(f"database: {current.resolved_database_url}")
+    console.print(f"keystore: {current.keys_dir} (software, quorum 2 of 3, activated)")
+    for view in result.cas:
+        issues = f" issues {','.join(view.issues_profiles)}" if view.issues_profiles else ""
+        console.print(f"created CA {view.name} ({view.profile}) {view.subject}{issues}")
+    console.print(f"ceremony record: {result.record_path}")
     console.print("ready: try `mpki ca list` or `mpki serve`")
 
 

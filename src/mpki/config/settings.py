@@ -52,6 +52,11 @@ class Settings:
     environment: Environment = Environment.DEVELOPMENT
     public_url: str = "http://127.0.0.1:8000"
     kek_passphrase: str | None = None
+    # "software" (sealed files under MPKI_HOME/keys) or "pkcs11" (an HSM; SoftHSM2 in development).
+    keystore_backend: str = "software"
+    pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"
+    # Where activated quorum secrets are kept until deactivation; a tmpfs in production.
+    run_dir_override: Path | None = None
     smki: SmkiSettings = field(default_factory=SmkiSettings)
     tls_leaf_validity_days: int = 397
     tls_ca_validity_years: int = 10
@@ -70,6 +75,10 @@ class Settings:
     @property
     def keys_dir(self) -> Path:
         return self.home / "keys"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.run_dir_override or self.home / "run"
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -142,7 +151,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_url=env.get("MPKI_PUBLIC_URL", str(file_values.get("public_url", Settings.public_url))),
         kek_passphrase=env.get("MPKI_KEK_PASSPHRASE", file_values.get("kek_passphrase")),
         smki=smki,
+        keystore_backend=env.get("MPKI_KEYSTORE", str(file_values.get("keystore", "software"))),
+        pkcs11_module=env.get("MPKI_PKCS11_MODULE", str(file_values.get("pkcs11_module", Settings.pkcs11_module))),
+        run_dir_override=Path(env["MPKI_RUN_DIR"]) if env.get("MPKI_RUN_DIR") else None,
     )
+    if settings.keystore_backend not in ("software", "pkcs11"):
+        raise ConfigError("MPKI_KEYSTORE must be software or pkcs11")
     numbers: dict[str, Any] = {}
     for key in ("issuance_chunk_size", "reservation_lease_seconds", "tls_leaf_validity_days"):
         env_key = f"MPKI_{key.upper()}"

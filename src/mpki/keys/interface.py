@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from mpki.domain import InvalidRequest
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+INACTIVE_MESSAGE = "the keystore is not active: present the custodians' shares with `mpki keys activate`"
 
 
 class KeyAlgorithm(enum.StrEnum):
@@ -43,6 +44,7 @@ class KeyInfo:
     algorithm: KeyAlgorithm
     backend: str
     public_key_der: bytes
+    token: str | None = None
 
     def public_key(self) -> PublicKey:
         key = serialization.load_der_public_key(self.public_key_der)
@@ -58,13 +60,29 @@ def key_id_for(public_key: PublicKey) -> str:
 
 
 class KeyStore(ABC):
-    """Custody of private keys: generate inside, sign inside, describe in public."""
+    """Custody of private keys: generate inside, sign inside, describe in public.
+
+    A store may be inactive (its quorum secret not presented): describing keys still works, while
+    generating, signing, backing up and restoring raise KeyStoreError saying how to activate.
+    """
 
     backend_name: str
 
     @abstractmethod
-    def generate(self, label: str, algorithm: KeyAlgorithm) -> KeyInfo:
-        """Make a new key pair inside the store."""
+    def generate(self, label: str, algorithm: KeyAlgorithm, token: str | None = None) -> KeyInfo:
+        """Make a new key pair inside the store (on `token`, for backends with several)."""
+
+    @abstractmethod
+    def is_active(self) -> bool:
+        """Whether the secret that unlocks the keys (KEK or token PINs) is present."""
+
+    @abstractmethod
+    def export_backup(self, key_id: str, backup_key: bytes) -> bytes:
+        """The key wrapped under the 32-byte backup key, as a self-describing blob; never plaintext."""
+
+    @abstractmethod
+    def import_backup(self, blob: bytes, backup_key: bytes, token: str | None = None) -> KeyInfo:
+        """Unwrap a backup blob into this store (on `token`); the key keeps its id and label."""
 
     @abstractmethod
     def info(self, key_id: str) -> KeyInfo:

@@ -7,6 +7,7 @@ is touched. For development and tests; production keys belong in an HSM (the PKC
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import os
 from pathlib import Path
@@ -20,12 +21,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from mpki.domain import KeyStoreError, NotFound
-from mpki.keys.interface import KeyAlgorithm, KeyInfo, KeyStore, key_id_for
+from mpki.keys.interface import INACTIVE_MESSAGE, KeyAlgorithm, KeyInfo, KeyStore, key_id_for
 from mpki.keys.proxies import Data, EcSigningKey, RsaHash, RsaSigningKey
+from mpki.keys.secrets import check_value, software_kek
 
 HEADER_FILE = "keystore.json"
 _CHECK_PLAINTEXT = b"mpki software keystore v1"
 _SCRYPT_N = 2**15
+BACKUP_FORMAT = "mpki-software-backup-1"
 
 
 def _b64(data: bytes) -> str:
@@ -64,47 +67,103 @@ def _write_private(path: Path, payload: dict[str, Any]) -> None:
 
 
 class SoftwareKeyStore(KeyStore):
-    """Keys on disk under `directory`, each sealed with AES-256-GCM under the KEK."""
+    """Keys on disk under `directory`, each sealed with AES-256-GCM under the KEK.
+
+    The KEK comes either from a passphrase (scrypt; tests and single-operator setups) or from a quorum
+    secret rebuilt from M of N custodian shares (HKDF; see `keys.secrets`). Without it the store is
+    inactive: keys can be described but not used.
+    """
 
     backend_name = "software"
 
-    def __init__(self, directory: Path, kek: bytes) -> None:
+    def __init__(self, directory: Path, kek: bytes | None) -> None:
         self._directory = directory
         self._kek = kek
         self._loaded: dict[str, CertificateIssuerPrivateKeyTypes] = {}
 
     @classmethod
     def create(cls, directory: Path, passphrase: str) -> SoftwareKeyStore:
-        """Initialise an empty keystore; refuses to overwrite an existing one."""
+        """Initialise an empty keystore unlocked by a passphrase; refuses to overwrite an existing one."""
+        salt = os.urandom(16)
+        kek = _derive_kek(passphrase, salt, _SCRYPT_N)
+        unlock = {"kind": "passphrase", "kdf": {"name": "scrypt", "salt": _b64(salt), "n": _SCRYPT_N, "r": 8, "p": 1}}
+        return cls._create(directory, kek, unlock)
+
+    @classmethod
+    def create_for_quorum(cls, directory: Path, group: str, secret: bytes) -> SoftwareKeyStore:
+        """Initialise an empty keystore whose KEK is derived from a quorum group's secret."""
+        unlock = {"kind": "quorum", "group": group, "check": check_value(secret, group)}
+        return cls._create(directory, software_kek(secret), unlock)
+
+    @classmethod
+    def _create(cls, directory: Path, kek: bytes, unlock: dict[str, Any]) -> SoftwareKeyStore:
         directory.mkdir(parents=True, exist_ok=True)
         header_path = directory / HEADER_FILE
         if header_path.exists():
             raise KeyStoreError(f"a keystore already exists in {directory}")
-        salt = os.urandom(16)
-        kek = _derive_kek(passphrase, salt, _SCRYPT_N)
-        header = {
-            "version": 1,
-            "kdf": {"name": "scrypt", "salt": _b64(salt), "n": _SCRYPT_N, "r": 8, "p": 1},
-            "check": _seal(kek, _CHECK_PLAINTEXT, b"check"),
-        }
+        header = {"version": 2, "unlock": unlock, "check": _seal(kek, _CHECK_PLAINTEXT, b"check")}
         _write_private(header_path, header)
         return cls(directory, kek)
 
-    @classmethod
-    def open(cls, directory: Path, passphrase: str) -> SoftwareKeyStore:
-        """Open an existing keystore; a wrong passphrase is refused before any key is read."""
+    @staticmethod
+    def read_header(directory: Path) -> dict[str, Any]:
         header_path = directory / HEADER_FILE
         if not header_path.is_file():
-            raise KeyStoreError(f"no keystore in {directory}; run `mpki init` first")
-        header = json.loads(header_path.read_text())
-        kdf = header["kdf"]
+            raise KeyStoreError(f"no keystore in {directory}; run `mpki init --dev` or a key ceremony first")
+        header: dict[str, Any] = json.loads(header_path.read_text())
+        if "unlock" not in header:  # version 1 kept its scrypt parameters at the top level
+            header["unlock"] = {"kind": "passphrase", "kdf": header["kdf"]}
+        return header
+
+    @classmethod
+    def quorum_group(cls, directory: Path) -> str | None:
+        """The quorum group whose secret unlocks this store, or None for a passphrase store."""
+        unlock = cls.read_header(directory)["unlock"]
+        return str(unlock["group"]) if unlock["kind"] == "quorum" else None
+
+    @classmethod
+    def open(cls, directory: Path, passphrase: str) -> SoftwareKeyStore:
+        """Open a passphrase store; a wrong passphrase is refused before any key is read."""
+        header = cls.read_header(directory)
+        unlock = header["unlock"]
+        if unlock["kind"] != "passphrase":
+            raise KeyStoreError("this keystore is unlocked by a quorum of custodian shares, not a passphrase")
+        kdf = unlock["kdf"]
         kek = _derive_kek(passphrase, _unb64(kdf["salt"]), int(kdf["n"]))
+        cls._check(header, kek, "the keystore passphrase is wrong")
+        return cls(directory, kek)
+
+    @classmethod
+    def open_with_secret(cls, directory: Path, secret: bytes) -> SoftwareKeyStore:
+        """Open a quorum store with its rebuilt secret; a secret of another group is refused."""
+        header = cls.read_header(directory)
+        unlock = header["unlock"]
+        if unlock["kind"] != "quorum" or not hmac.compare_digest(unlock["check"], check_value(secret, unlock["group"])):
+            raise KeyStoreError("the presented secret does not unlock this keystore")
+        kek = software_kek(secret)
+        cls._check(header, kek, "the presented secret does not unlock this keystore")
+        return cls(directory, kek)
+
+    @classmethod
+    def open_inactive(cls, directory: Path) -> SoftwareKeyStore:
+        cls.read_header(directory)
+        return cls(directory, None)
+
+    @staticmethod
+    def _check(header: dict[str, Any], kek: bytes, message: str) -> None:
         try:
             if _open(kek, header["check"], b"check") != _CHECK_PLAINTEXT:
                 raise InvalidTag
         except InvalidTag:
-            raise KeyStoreError("the keystore passphrase is wrong") from None
-        return cls(directory, kek)
+            raise KeyStoreError(message) from None
+
+    def is_active(self) -> bool:
+        return self._kek is not None
+
+    def _active_kek(self) -> bytes:
+        if self._kek is None:
+            raise KeyStoreError(INACTIVE_MESSAGE)
+        return self._kek
 
     @staticmethod
     def exists(directory: Path) -> bool:
@@ -115,7 +174,10 @@ class SoftwareKeyStore(KeyStore):
             raise NotFound(f"no key {key_id!r}")
         return self._directory / f"{key_id}.key.json"
 
-    def generate(self, label: str, algorithm: KeyAlgorithm) -> KeyInfo:
+    def generate(self, label: str, algorithm: KeyAlgorithm, token: str | None = None) -> KeyInfo:
+        if token not in (None, self.backend_name):
+            raise KeyStoreError(f"the software keystore has no token {token!r}")
+        kek = self._active_kek()
         private: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
         if algorithm is KeyAlgorithm.EC_P256:
             private = ec.generate_private_key(ec.SECP256R1())
@@ -134,7 +196,7 @@ class SoftwareKeyStore(KeyStore):
             "label": label,
             "algorithm": algorithm.value,
             "public_key": _b64(public_der),
-            "sealed_private_key": _seal(self._kek, pkcs8, key_id.encode()),
+            "sealed_private_key": _seal(kek, pkcs8, key_id.encode()),
         }
         _write_private(self._path(key_id), payload)
         return KeyInfo(key_id, label, algorithm, self.backend_name, public_der)
@@ -165,7 +227,7 @@ class SoftwareKeyStore(KeyStore):
             return cached
         data = self._read(key_id)
         try:
-            pkcs8 = _open(self._kek, data["sealed_private_key"], key_id.encode())
+            pkcs8 = _open(self._active_kek(), data["sealed_private_key"], key_id.encode())
         except InvalidTag:
             raise KeyStoreError(f"key {key_id} does not decrypt under this keystore's KEK") from None
         private = serialization.load_der_private_key(pkcs8, password=None)
@@ -191,3 +253,47 @@ class SoftwareKeyStore(KeyStore):
 
             return RsaSigningKey(key_id, rsa_key.public_key(), rsa_sign)
         raise KeyStoreError(f"key {key_id} has an unsupported type")
+
+    def export_backup(self, key_id: str, backup_key: bytes) -> bytes:
+        """Re-seal the key under the backup key (AES-256-GCM, bound to the key id); never plaintext."""
+        data = self._read(key_id)
+        try:
+            pkcs8 = _open(self._active_kek(), data["sealed_private_key"], key_id.encode())
+        except InvalidTag:
+            raise KeyStoreError(f"key {key_id} does not decrypt under this keystore's KEK") from None
+        blob = {
+            "format": BACKUP_FORMAT,
+            "key_id": key_id,
+            "label": data["label"],
+            "algorithm": data["algorithm"],
+            "public_key": data["public_key"],
+            "wrapped": _seal(backup_key, pkcs8, f"backup:{key_id}".encode()),
+        }
+        return json.dumps(blob, indent=2).encode()
+
+    def import_backup(self, blob: bytes, backup_key: bytes, token: str | None = None) -> KeyInfo:
+        kek = self._active_kek()
+        try:
+            data = json.loads(blob)
+            if data.get("format") != BACKUP_FORMAT:
+                raise ValueError
+            key_id = str(data["key_id"])
+        except (ValueError, KeyError, TypeError):
+            raise KeyStoreError("not an mpki software key backup") from None
+        if self._path(key_id).exists():
+            raise KeyStoreError(f"key {key_id} already exists in this keystore")
+        try:
+            pkcs8 = _open(backup_key, data["wrapped"], f"backup:{key_id}".encode())
+        except InvalidTag:
+            raise KeyStoreError("the backup does not open under this backup key (wrong quorum?)") from None
+        private = serialization.load_der_private_key(pkcs8, password=None)
+        public_der = private.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        if public_der != _unb64(data["public_key"]):
+            raise KeyStoreError("the backup's private key does not match its public key")
+        payload = dict(data, sealed_private_key=_seal(kek, pkcs8, key_id.encode()))
+        for field in ("format", "wrapped"):
+            payload.pop(field)
+        _write_private(self._path(key_id), payload)
+        return self.info(key_id)

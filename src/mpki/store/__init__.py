@@ -1,7 +1,7 @@
 """Storage: the SQLAlchemy schema, Alembic migrations and repositories. All SQL lives here."""
 
 from mpki.store.db import Database
-from mpki.store.migrate import is_current, upgrade
+from mpki.store.migrate import is_current, upgrade, wipe
 from mpki.store.repositories import (
     AuditRepository,
     CaRepository,
@@ -35,4 +35,5 @@ __all__ = [
     "SerialReservation",
     "is_current",
     "upgrade",
+    "wipe",
 ]

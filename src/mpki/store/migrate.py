@@ -40,3 +40,14 @@ def head_revision(database: Database) -> str | None:
 
 def is_current(database: Database) -> bool:
     return current_revision(database) == head_revision(database)
+
+
+def wipe(database: Database) -> None:
+    """Drop every mpki table and the migration marker: only `mpki reinitialise` calls this."""
+    from sqlalchemy import text
+
+    from mpki.store.schema import Base
+
+    Base.metadata.drop_all(database.engine)
+    with database.engine.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))

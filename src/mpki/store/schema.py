@@ -33,7 +33,7 @@ class CertificateAuthority(Base):
     profile: Mapped[str] = mapped_column(String(32))
     subject: Mapped[str] = mapped_column(String(512))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("cas.id"))
-    key_id: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(160))
     key_backend: Mapped[str] = mapped_column(String(32))
     key_identifier: Mapped[str] = mapped_column(String(64))
     serial: Mapped[str] = mapped_column(String(40))

@@ -1,0 +1,234 @@
+"""Running a ceremony file: quorum, keystore or tokens, CA keys and certificates, a signed record."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from mpki.audit import AuditRecord, append
+from mpki.ca import CaView
+from mpki.ca.runtime import open_authority
+from mpki.ceremony.installation import bind_installation
+from mpki.ceremony.record import RecordBuilder
+from mpki.ceremony.spec import CeremonySpec
+from mpki.config import Settings, load_settings
+from mpki.domain import InvalidRequest, KeyStoreError
+from mpki.keys import SoftwareKeyStore
+from mpki.keys.activation import ActivationStore
+from mpki.keys.quorum import combine, new_secret, read_share, split, write_share
+from mpki.keys.registry import CustodyRegistry
+from mpki.keys.secrets import backup_key, so_pin, user_pin
+
+StepHook = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class CeremonyResult:
+    record_path: Path
+    record_sha256: str
+    share_files: tuple[Path, ...]
+    cas: tuple[CaView, ...]
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "custodian"
+
+
+def _preflight(spec: CeremonySpec, settings: Settings, shares_dir: Path, record_path: Path) -> None:
+    if record_path.exists():
+        raise InvalidRequest(f"{record_path} exists; a ceremony record is never overwritten")
+    if shares_dir.exists() and any(shares_dir.iterdir()):
+        raise InvalidRequest(f"{shares_dir} is not empty; shares of two ceremonies must never mix")
+    registry = CustodyRegistry(settings.keys_dir)
+    if any(g.group == spec.quorum.group for g in registry.groups()):
+        raise InvalidRequest(f"quorum group {spec.quorum.group!r} already exists in this installation")
+    if spec.backend == "software" and SoftwareKeyStore.exists(settings.keys_dir):
+        raise InvalidRequest(f"a software keystore already exists in {settings.keys_dir}")
+    if spec.backend == "pkcs11":
+        from mpki.keys.pkcs11_tokens import token_labels
+
+        taken = set(token_labels(settings.pkcs11_module)) & set(spec.tokens)
+        if taken:
+            raise InvalidRequest(f"token(s) {sorted(taken)} already exist on the HSM")
+
+
+def run_ceremony(
+    spec: CeremonySpec,
+    env: Mapping[str, str],
+    shares_dir: Path,
+    record_path: Path,
+    *,
+    passphrases: Mapping[str, str] | None = None,
+    on_step: StepHook | None = None,
+) -> CeremonyResult:
+    """Execute every step in order; all checks run before the first step changes anything."""
+    settings = load_settings(env)
+    bind_installation(settings.home, keystore=spec.backend, environment=spec.environment, check_only=True)
+    _preflight(spec, settings, shares_dir, record_path)
+    people = spec.people
+    record = RecordBuilder(
+        ceremony=spec.ceremony,
+        environment=spec.environment,
+        ceremony_file_sha256=hashlib.sha256(spec.source).hexdigest(),
+        people={
+            "key_manager": people.key_manager,
+            "custodians": list(people.custodians),
+            "witnesses": list(people.witnesses),
+            "auditor": people.auditor,
+        },
+    )
+
+    def step(name: str, actor: str, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
+        entry = record.step(name, actor, inputs, outputs)
+        if on_step:
+            on_step(entry)
+
+    step(
+        "ceremony.opened",
+        people.key_manager,
+        {"ceremony_file_sha256": record.ceremony_file_sha256},
+        {
+            "present": record.people,
+        },
+    )
+    bind_installation(settings.home, keystore=spec.backend, environment=spec.environment)
+    settings = load_settings(env)
+
+    # The quorum: one secret, split M-of-N, one file per custodian, never together in one file.
+    secret = new_secret()
+    policy = spec.quorum
+    shares = split(secret, policy, spec.ceremony, list(people.custodians), passphrases)
+    shares_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for share in shares:
+        path = shares_dir / f"{_slug(spec.ceremony)}-share-{share.index}-{_slug(share.custodian)}.json"
+        write_share(share, path)
+        files.append(path)
+    step(
+        "quorum.split",
+        people.key_manager,
+        {"group": policy.group, "threshold": policy.threshold, "shares": policy.shares},
+        {
+            "holders": [
+                {"custodian": s.custodian, "index": s.index, "file": f.name, "sealed": s.sealed is not None}
+                for s, f in zip(shares, files, strict=True)
+            ]
+        },
+    )
+    tested = [read_share(path) for path in files[: policy.threshold]]
+    group, rebuilt = combine(tested, passphrases)
+    if rebuilt != secret or group != policy.group:
+        raise KeyStoreError("the quorum test failed: the shares did not rebuild the secret")
+    step("quorum.tested", people.key_manager, {"custodians": [s.custodian for s in tested]}, {"rebuilt": True})
+
+    registry = CustodyRegistry(settings.keys_dir)
+    registry.register_group(policy.group, policy.threshold, policy.shares, spec.ceremony, secret)
+    if spec.backend == "software":
+        SoftwareKeyStore.create_for_quorum(settings.keys_dir, policy.group, secret)
+        step("keystore.initialised", people.key_manager, {"backend": "software"}, {"group": policy.group})
+    else:
+        from mpki.keys.pkcs11_tokens import initialise_token
+
+        for label in spec.tokens:
+            initialise_token(
+                settings.pkcs11_module,
+                label,
+                so_pin(secret, label),
+                user_pin(secret, label),
+                backup_key(secret) if spec.backup else None,
+            )
+            registry.register_token(label, policy.group)
+            step(
+                "token.initialised",
+                people.key_manager,
+                {"token": label, "backup_key_installed": spec.backup},
+                {"group": policy.group},
+            )
+    ActivationStore(settings.run_dir).activate(policy.group, secret)
+    step("keys.activated", people.key_manager, {"group": policy.group}, {"active": True})
+
+    authority = open_authority(settings)
+    made: list[CaView] = []
+    try:
+        for ca in spec.cas:
+            view = authority.create_ca(
+                name=ca.name,
+                profile_name=ca.profile,
+                common_name=ca.common_name,
+                parent=ca.parent,
+                algorithm=ca.algorithm,
+                issues=ca.issues,
+                token=ca.token,
+                actor=f"ceremony:{spec.ceremony}:{people.key_manager}",
+            )
+            made.append(view)
+            info = authority.keystore.info(view.key_id)
+            step(
+                "key.generated",
+                people.key_manager,
+                {"ca": ca.name, "algorithm": ca.algorithm.value, "token": ca.token},
+                {"key_id": view.key_id, "public_key_sha256": hashlib.sha256(info.public_key_der).hexdigest()},
+            )
+            step(
+                "ca.certificate_signed",
+                people.key_manager,
+                {"ca": ca.name, "profile": ca.profile, "parent": ca.parent},
+                {
+                    "ca": ca.name,
+                    "subject": view.subject,
+                    "serial": view.serial,
+                    "certificate_sha256": view.fingerprint_sha256,
+                    "not_after": view.not_after.isoformat(),
+                },
+            )
+        step("ceremony.closed", people.auditor, {"witnesses": list(people.witnesses)}, {"cas": [v.name for v in made]})
+        signer = next(v for v in made if v.name == spec.record_signer)
+        certificate = x509.load_der_x509_certificate(signer.certificate_der)
+        signed = record.sign(signer.name, certificate, authority.keystore.signing_key(signer.key_id))
+        record_path.parent.mkdir(parents=True, exist_ok=True)
+        record_path.write_bytes(signed)
+        digest = hashlib.sha256(signed).hexdigest()
+        with authority.database.transaction() as session:
+            append(
+                session,
+                [
+                    AuditRecord(
+                        action="ceremony.step",
+                        actor=entry["actor"],
+                        details={
+                            "ceremony": spec.ceremony,
+                            "n": entry["n"],
+                            "step": entry["step"],
+                            "inputs": entry["inputs"],
+                            "outputs": entry["outputs"],
+                        },
+                    )
+                    for entry in record.steps
+                ]
+                + [
+                    AuditRecord(
+                        action="ceremony.completed",
+                        actor=people.auditor,
+                        details={
+                            "ceremony": spec.ceremony,
+                            "record_sha256": digest,
+                            "steps": len(record.steps),
+                            "signer": signer.name,
+                        },
+                    )
+                ],
+            )
+    finally:
+        authority.database.dispose()
+    return CeremonyResult(record_path, digest, tuple(files), tuple(made))
+
+
+def certificate_pem(view: CaView) -> str:
+    return x509.load_der_x509_certificate(view.certificate_der).public_bytes(serialization.Encoding.PEM).decode()

@@ -1,0 +1,176 @@
+"""The declarative ceremony file: who is present, the quorum, the tokens, and the CAs to make."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mpki.config import Environment
+from mpki.domain import InvalidRequest
+from mpki.keys import KeyAlgorithm
+from mpki.keys.quorum import QuorumPolicy
+from mpki.profiles import get_profile
+
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,30}")
+# The environment is written into MPKI_HOME/mpki.toml, where settings must be able to read it back.
+ENVIRONMENTS = tuple(e.value for e in Environment)
+
+
+@dataclass(frozen=True, slots=True)
+class People:
+    key_manager: str
+    custodians: tuple[str, ...]
+    witnesses: tuple[str, ...]
+    auditor: str
+
+
+@dataclass(frozen=True, slots=True)
+class CaStep:
+    name: str
+    profile: str
+    common_name: str
+    algorithm: KeyAlgorithm
+    parent: str | None
+    token: str | None
+    issues: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CeremonySpec:
+    ceremony: str
+    environment: str
+    backend: str
+    people: People
+    quorum: QuorumPolicy
+    tokens: tuple[str, ...]
+    backup: bool
+    cas: tuple[CaStep, ...]
+    record_signer: str
+    source: bytes
+
+    @classmethod
+    def load(cls, path: Path) -> CeremonySpec:
+        if not path.is_file():
+            raise InvalidRequest(f"no ceremony file {path}")
+        source = path.read_bytes()
+        try:
+            raw = yaml.safe_load(source)
+        except yaml.YAMLError as error:
+            raise InvalidRequest(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+        if not isinstance(raw, dict):
+            raise InvalidRequest(f"{path}: a ceremony file is a YAML mapping")
+        return parse(raw, source)
+
+
+def _text(raw: dict[str, Any], key: str, where: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest(f"{where}: `{key}` must be a non-empty string")
+    return value.strip()
+
+
+def _names(raw: dict[str, Any], key: str, where: str, *, required: bool = True) -> tuple[str, ...]:
+    value = raw.get(key, [] if not required else None)
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise InvalidRequest(f"{where}: `{key}` must be a list of names")
+    if len(set(value)) != len(value):
+        raise InvalidRequest(f"{where}: `{key}` names someone twice")
+    return tuple(v.strip() for v in value)
+
+
+def parse(raw: dict[str, Any], source: bytes) -> CeremonySpec:
+    """Validate everything before the first step, so a bad file changes nothing."""
+    ceremony = _text(raw, "ceremony", "ceremony file")
+    backend = raw.get("backend", "software")
+    if backend not in ("software", "pkcs11"):
+        raise InvalidRequest("ceremony file: `backend` must be software or pkcs11")
+    people_raw = raw.get("people")
+    if not isinstance(people_raw, dict):
+        raise InvalidRequest("ceremony file: `people` must list key_manager, custodians, witnesses and auditor")
+    people = People(
+        key_manager=_text(people_raw, "key_manager", "people"),
+        custodians=_names(people_raw, "custodians", "people"),
+        witnesses=_names(people_raw, "witnesses", "people"),
+        auditor=_text(people_raw, "auditor", "people"),
+    )
+    if not people.witnesses:
+        raise InvalidRequest("people: a ceremony needs at least one witness")
+    quorum_raw = raw.get("quorum")
+    if not isinstance(quorum_raw, dict):
+        raise InvalidRequest("ceremony file: `quorum` must give group, threshold and shares")
+    try:
+        quorum = QuorumPolicy(
+            group=str(quorum_raw.get("group", "ca-keys")),
+            threshold=int(quorum_raw["threshold"]),
+            shares=int(quorum_raw.get("shares", len(people.custodians))),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise InvalidRequest("quorum: threshold and shares must be whole numbers") from None
+    if quorum.shares != len(people.custodians):
+        raise InvalidRequest(f"quorum: {quorum.shares} shares but {len(people.custodians)} custodians present")
+    tokens = _names(raw, "tokens", "ceremony file", required=False)
+    for label in tokens:
+        if not _SLUG.fullmatch(label):
+            raise InvalidRequest(f"token label {label!r}: use lower-case letters, digits and dashes (max 31)")
+    if backend == "pkcs11" and not tokens:
+        raise InvalidRequest("ceremony file: a pkcs11 ceremony must list the tokens it initialises")
+    cas = tuple(_ca_step(item, backend, tokens) for item in raw.get("cas") or [])
+    if not cas:
+        raise InvalidRequest("ceremony file: `cas` must list at least one CA to create")
+    names = [step.name for step in cas]
+    if len(set(names)) != len(names):
+        raise InvalidRequest("ceremony file: two CAs share a name")
+    for index, step in enumerate(cas):
+        if step.parent is not None and step.parent not in names[:index]:
+            raise InvalidRequest(f"CA {step.name}: parent {step.parent!r} must be created earlier in this ceremony")
+    signer = str(raw.get("record_signer", names[0]))
+    if signer not in names:
+        raise InvalidRequest(f"record_signer {signer!r} is not a CA made in this ceremony")
+    environment = raw.get("environment", "development")
+    if environment not in ENVIRONMENTS:
+        raise InvalidRequest(f"ceremony file: `environment` must be one of {', '.join(ENVIRONMENTS)}")
+    return CeremonySpec(
+        ceremony=ceremony,
+        environment=environment,
+        backend=backend,
+        people=people,
+        quorum=quorum,
+        tokens=tokens,
+        backup=bool(raw.get("backup", True)),
+        cas=cas,
+        record_signer=signer,
+        source=source,
+    )
+
+
+def _ca_step(item: Any, backend: str, tokens: tuple[str, ...]) -> CaStep:
+    if not isinstance(item, dict):
+        raise InvalidRequest("cas: each CA is a mapping with name, profile, common_name")
+    name = _text(item, "name", "CA")
+    where = f"CA {name}"
+    profile = get_profile(_text(item, "profile", where))
+    if not profile.is_ca:
+        raise InvalidRequest(f"{where}: profile {profile.name} is not a CA profile")
+    token = item.get("token")
+    if backend == "pkcs11":
+        if token not in tokens:
+            raise InvalidRequest(f"{where}: `token` must be one of the ceremony's tokens {list(tokens)}")
+    elif token is not None:
+        raise InvalidRequest(f"{where}: `token` only applies to a pkcs11 ceremony")
+    issues = _names(item, "issues", where, required=False)
+    for issued in issues:
+        get_profile(issued)
+    parent = item.get("parent")
+    return CaStep(
+        name=name,
+        profile=profile.name,
+        common_name=_text(item, "common_name", where),
+        algorithm=KeyAlgorithm.parse(str(item.get("algorithm", "ec-p256"))),
+        parent=str(parent) if parent is not None else None,
+        token=str(token) if token is not None else None,
+        issues=issues,
+    )
