@@ -7,7 +7,19 @@ BIN := $(VENV)/bin
 export MPKI_HOME ?= $(CURDIR)/var
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: demo test lint bench install install-dev clean
+.PHONY: demo test lint bench install install-dev system-deps clean
+
+# SoftHSM2 (the development HSM), OpenSC's pkcs11-tool and OpenSSL, from Debian's packages when missing.
+system-deps:
+	@missing=""; \
+	[ -e /usr/lib/softhsm/libsofthsm2.so ] || missing="$$missing softhsm2"; \
+	command -v pkcs11-tool >/dev/null 2>&1 || missing="$$missing opensc"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +35,7 @@ demo: install
 	@test -f "$(MPKI_HOME)/keys/keystore.json" || $(BIN)/mpki init --dev
 	$(BIN)/mpki serve --host 127.0.0.1 --port 8000
 
-test: install-dev
+test: system-deps install-dev
 	@if [ -z "$$MPKI_TEST_POSTGRES_URL" ] && $(BIN)/python scripts/pg_reachable.py "$(PG_URL)"; then \
 		echo "PostgreSQL reachable: tests run on SQLite and PostgreSQL"; \
 		export MPKI_TEST_POSTGRES_URL="$(PG_URL)"; \
@@ -36,9 +48,10 @@ lint: install-dev
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: install-dev
+bench: system-deps install-dev
 	$(BIN)/python bench/issue.py --n 20000 --db sqlite
 	$(BIN)/python bench/issue.py --n 20000 --db postgres
+	$(BIN)/python bench/sign.py --n 20000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

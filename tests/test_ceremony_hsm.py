@@ -1,0 +1,89 @@
+"""The shipped SMKI ceremony on a fresh SoftHSM2, end to end through the real CLI:
+ceremony -> verified record -> HSM-signed certificates that openssl accepts -> quorum activation ->
+backup to a second token -> restore and sign with it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.conftest import Run
+from tests.csr_factory import device_csr, random_eui64
+from tests.hsm import SoftHsm
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ceremonies" / "smki-root.yaml"
+
+
+def _verify(leaf: Path, root: Path, issuing: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["openssl", "verify", "-x509_strict", "-CAfile", str(root), "-untrusted", str(issuing), str(leaf)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_example_ceremony_on_softhsm(mpki, env: dict[str, str], softhsm: SoftHsm, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env.update({"SOFTHSM2_CONF": str(softhsm.conf), "MPKI_PKCS11_MODULE": softhsm.module})
+    shares, record = tmp_path / "shares", tmp_path / "record.json"
+
+    ran: Run = mpki("ceremony", "run", str(EXAMPLE), "--shares-dir", str(shares), "--record", str(record))
+    assert ran.returncode == 0, ran.stderr
+    share_files = sorted(shares.iterdir())
+    assert len(share_files) == 5
+    assert len({json.loads(f.read_text())["custodian"] for f in share_files}) == 5  # one custodian per file
+    assert "ceremony record OK" in mpki("ceremony", "verify", str(record), check=True).stdout
+
+    status = json.loads(mpki("keys", "status", "--json", check=True).stdout)
+    assert [g["group"] for g in status["groups"] if g["active"]] == ["ca-keys"]
+    assert {k["backend"] for k in status["keys"]} == {"pkcs11"}
+    assert {k["key_id"].split("/")[0] for k in status["keys"]} == {"smki-root", "smki-issuing"}
+
+    root, issuing = tmp_path / "root.pem", tmp_path / "device-ca.pem"
+    mpki("ca", "export", "smki-root", "-o", str(root), check=True)
+    mpki("ca", "export", "smki-device-ca", "-o", str(issuing), check=True)
+    csr = tmp_path / "device.csr"
+    csr.write_bytes(device_csr(random_eui64(), pem=True))
+    leaf = tmp_path / "device.pem"
+    mpki("issue", "-p", "smki-device", "--csr", str(csr), "-o", str(leaf), check=True)
+    assert _verify(leaf, root, issuing).returncode == 0
+
+    # Deactivated, the HSM keys do not sign; M-1 shares are refused; M shares bring them back.
+    mpki("keys", "deactivate", check=True)
+    refused = mpki("issue", "-p", "smki-device", "--csr", str(csr), "-o", str(tmp_path / "no.pem"))
+    assert refused.returncode == 1 and "not active" in refused.stderr
+    too_few = mpki("keys", "activate", "--share", str(share_files[0]), "--share", str(share_files[3]))
+    assert too_few.returncode == 1 and "2 of 3 required shares" in too_few.stderr
+    three = [arg for f in share_files[1:4] for arg in ("--share", str(f))]
+    mpki("keys", "activate", *three, check=True)
+
+    # Clone the Device CA key to a new token, restore it there, and sign with the restored key.
+    backup = tmp_path / "device-ca.backup.json"
+    mpki("keys", "backup", "smki-device-ca", "-o", str(backup), check=True)
+    assert b"PRIVATE KEY" not in backup.read_bytes()
+    mpki("keys", "init-token", "backup-hsm", check=True)
+    restored = mpki("keys", "restore", "smki-device-ca", "--from", str(backup), "--token", "backup-hsm", "--use")
+    assert restored.returncode == 0, restored.stderr
+    assert "backup-hsm/" in restored.stdout
+    second = tmp_path / "device2.pem"
+    csr.write_bytes(device_csr(random_eui64(), pem=True))
+    mpki("issue", "-p", "smki-device", "--csr", str(csr), "-o", str(second), check=True)
+    assert _verify(second, root, issuing).returncode == 0
+
+    exported = mpki("audit", "export", check=True).stdout
+    actions = [json.loads(line)["action"] for line in exported.splitlines()]
+    for action in (
+        "ceremony.step",
+        "ceremony.completed",
+        "key.generated",
+        "ca.created",
+        "keys.deactivated",
+        "keys.activation_failed",
+        "keys.activated",
+        "key.backed_up",
+        "token.initialised",
+        "key.restored",
+    ):
+        assert action in actions, action
+    assert "audit chain OK" in mpki("audit", "verify", check=True).stdout
