@@ -1,0 +1,32 @@
+"""`mpki keys activate --interactive`: custodians type their words one after another."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mpki.keys.quorum import read_share, share_words
+
+
+def _words(home: Path) -> list[str]:
+    return [share_words(read_share(path)) for path in sorted((home / "dev-shares").iterdir())]
+
+
+def test_custodians_type_their_words(mpki, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    mpki("init", "--dev", check=True)
+    mpki("keys", "deactivate", check=True)
+    words = _words(Path(env["MPKI_HOME"]))
+
+    one = f"dev-custodian-1\n{words[0]}\n\n".encode()
+    refused = mpki("keys", "activate", "--interactive", input=one)
+    assert refused.returncode == 1
+    assert "1 of 2 required shares" in refused.stderr
+
+    changed = words[2].split()
+    changed[5] = "academic" if changed[5] != "academic" else "acid"
+    typo = f"dev-custodian-1\n{words[0]}\ndev-custodian-3\n{' '.join(changed)}\n\n".encode()
+    assert mpki("keys", "activate", "--interactive", input=typo).returncode == 1
+
+    good = f"dev-custodian-1\n{words[0]}\ndev-custodian-3\n{words[2]}\n\n".encode()
+    activated = mpki("keys", "activate", "--interactive", input=good)
+    assert activated.returncode == 0, activated.stderr
+    assert "ca-keys is active (2 shares presented)" in activated.stdout
