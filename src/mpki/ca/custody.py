@@ -6,7 +6,9 @@ the CA certificates a restored key must still match.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from mpki.audit import AuditRecord, append
 from mpki.config import Settings
@@ -69,13 +72,7 @@ class KeyCustody:
             if not self.registry.recognises(group, secret):
                 raise QuorumError(f"the shares rebuild a secret that does not belong to group {group!r} here")
         except (QuorumError, NotFound) as error:
-            self._audit(
-                AuditRecord(
-                    action="keys.activation_failed",
-                    actor=actor,
-                    details={"reason": str(error), "custodians": custodians, "shares_presented": len(shares)},
-                )
-            )
+            self.activation_refused(error, custodians, len(shares), actor=actor)
             raise
         self.activation.activate(group, secret)
         self._audit(
@@ -86,6 +83,16 @@ class KeyCustody:
             )
         )
         return group
+
+    def activation_refused(self, error: Exception, custodians: Sequence[str], presented: int, *, actor: str) -> None:
+        """Audit a refused activation, also one refused before combining (an unreadable file, a mistyped share)."""
+        self._audit(
+            AuditRecord(
+                action="keys.activation_failed",
+                actor=actor,
+                details={"reason": str(error), "custodians": list(custodians), "shares_presented": presented},
+            )
+        )
 
     def deactivate(self, *, actor: str, group: str | None = None) -> list[str]:
         removed = self.activation.deactivate(group)
@@ -162,24 +169,46 @@ class KeyCustody:
             ca = CaRepository(session).by_name(ca_name)
             certificate = x509.load_der_x509_certificate(ca.certificate_der)
             backend = ca.key_backend
+        blob = blob_path.read_bytes()
+        spki = certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        held = _backup_public_key(blob)
+        if held is not None and held != spki:
+            # Checked before the import: a key the proof would refuse must not be left in the keystore.
+            raise KeyStoreError(f"{blob_path} holds another key than CA {ca_name}'s (not its certificate's public key)")
         group_key_id = f"{token}/" if token else ""
-        info = self.keystore.import_backup(
-            blob_path.read_bytes(), self._backup_key(self._group_of(group_key_id, backend)), token
-        )
+        info = self.keystore.import_backup(blob, self._backup_key(self._group_of(group_key_id, backend)), token)
         prove_signs_for(self.keystore, info.key_id, certificate)
-        self._audit(
-            AuditRecord(
-                action="key.restored",
-                actor=actor,
-                ca=ca_name,
-                details={
-                    "key_id": info.key_id,
-                    "token": info.token,
-                    "proof": "signature verified under CA certificate",
-                },
+        with self.database.transaction() as session:
+            ca_row = CaRepository(session).by_name(ca_name)
+            previous = ca_row.key_id
+            if use:
+                ca_row.key_id = info.key_id
+            append(
+                session,
+                [
+                    AuditRecord(
+                        action="key.restored",
+                        actor=actor,
+                        ca=ca_name,
+                        details={
+                            "key_id": info.key_id,
+                            "token": info.token,
+                            "proof": "signature verified under the CA certificate",
+                            "now_signing_with": info.key_id if use else previous,
+                        },
+                    )
+                ],
             )
-        )
         return info.key_id
+
+
+def _backup_public_key(blob: bytes) -> bytes | None:
+    """The SubjectPublicKeyInfo a backup blob names (both backends write it as base64 `public_key`)."""
+    try:
+        data = json.loads(blob)
+        return base64.b64decode(data["public_key"], validate=True)
+    except (ValueError, KeyError, TypeError):
+        return None  # not readable here: the keystore's import refuses it in its own words
 
 
 def prove_signs_for(keystore: KeyStore, key_id: str, certificate: x509.Certificate) -> None:

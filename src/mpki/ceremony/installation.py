@@ -12,6 +12,8 @@ from pathlib import Path
 from mpki.domain import InvalidRequest
 
 FILE = "mpki.toml"
+# Marks the lines a ceremony wrote, so `unbind_installation` removes those and keeps the operator's own.
+MARK = "# bound by a key ceremony"
 
 
 def bound_values(home: Path) -> dict[str, object]:
@@ -37,5 +39,21 @@ def bind_installation(home: Path, *, keystore: str, environment: str, check_only
         path = home / FILE
         existing = path.read_text() if path.is_file() else ""
         # Top-level keys must precede any [table] in TOML: put the new lines first.
-        lines = "".join(f'{key} = "{value}"\n' for key, value in missing.items())
+        lines = "".join(f'{key} = "{value}"  {MARK}\n' for key, value in missing.items())
         path.write_text(lines + existing)
+
+
+def unbind_installation(home: Path) -> bool:
+    """Undo `bind_installation`: drop the lines it wrote, keep the rest of the file; True if it changed."""
+    path = home / FILE
+    if not path.is_file():
+        return False
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if not line.rstrip().endswith(MARK)]
+    if kept == lines:
+        return False
+    if any(line.strip() for line in kept):
+        path.write_text("".join(kept))
+    else:
+        path.unlink()
+    return True

@@ -16,7 +16,7 @@ from mpki.audit import export_jsonl, verify_chain
 from mpki.ca.custody import prove_signs_for
 from mpki.ca.runtime import open_authority, open_database
 from mpki.ceremony.installation import FILE as INSTALLATION_FILE
-from mpki.ceremony.installation import bound_values
+from mpki.ceremony.installation import bound_values, unbind_installation
 from mpki.ceremony.runner import CeremonyResult, StepHook, run_ceremony
 from mpki.ceremony.spec import CeremonySpec
 from mpki.config import Environment, load_settings
@@ -74,9 +74,9 @@ def reinitialise(env: Mapping[str, str]) -> list[str]:
     try:
         archive = settings.home / "archive"
         archive.mkdir(parents=True, exist_ok=True)
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         target = archive / f"audit-{stamp}.jsonl"
-        with target.open("w", encoding="utf-8") as handle:
+        with target.open("x", encoding="utf-8") as handle:  # never overwrite an earlier archive
             count = export_jsonl(database, handle)
         done.append(f"archived {count} audit events to {target}")
         wipe(database)
@@ -89,10 +89,12 @@ def reinitialise(env: Mapping[str, str]) -> list[str]:
         if path.exists():
             shutil.rmtree(path)
             done.append(f"removed {path}")
-    for path in (settings.home / "dev-ceremony-record.json", settings.home / INSTALLATION_FILE):
-        if path.exists():
-            path.unlink()
-            done.append(f"removed {path}")
+    record = settings.home / "dev-ceremony-record.json"
+    if record.exists():
+        record.unlink()
+        done.append(f"removed {record}")
+    if unbind_installation(settings.home):
+        done.append(f"removed the ceremony's keystore and environment binding from {settings.home / INSTALLATION_FILE}")
     return done
 
 

@@ -14,11 +14,11 @@ from cryptography.hazmat.primitives import serialization
 
 from mpki.audit import AuditRecord, append
 from mpki.ca import CaView
-from mpki.ca.runtime import open_authority
+from mpki.ca.runtime import open_authority, open_database
 from mpki.ceremony.installation import bind_installation
 from mpki.ceremony.record import RecordBuilder
 from mpki.ceremony.spec import CeremonySpec
-from mpki.config import Settings, load_settings
+from mpki.config import Environment, Settings, load_settings
 from mpki.domain import InvalidRequest, KeyStoreError
 from mpki.keys import SoftwareKeyStore
 from mpki.keys.activation import ActivationStore
@@ -70,6 +70,11 @@ def run_ceremony(
 ) -> CeremonyResult:
     """Execute every step in order; all checks run before the first step changes anything."""
     settings = load_settings(env)
+    if settings.environment is Environment.PRODUCTION and spec.environment != Environment.PRODUCTION.value:
+        # Binding a test or development ceremony here would lift the production guards of `reinitialise`.
+        raise InvalidRequest(
+            f"this environment is marked production; the ceremony is for {spec.environment!r}, not production"
+        )
     bind_installation(settings.home, keystore=spec.backend, environment=spec.environment, check_only=True)
     _preflight(spec, settings, shares_dir, record_path)
     people = spec.people
@@ -84,6 +89,29 @@ def run_ceremony(
             "auditor": people.auditor,
         },
     )
+
+    completed: list[str] = []  # the record's digest, once its completion is in the audit chain
+    try:
+        return _execute(spec, env, shares_dir, record_path, record, passphrases, on_step, completed)
+    except BaseException as error:
+        # Steps already taken (shares written, a keystore made) must not vanish from the audit chain.
+        if record.steps and not completed:
+            _audit_failure(env, spec, record, error)
+        raise
+
+
+def _execute(
+    spec: CeremonySpec,
+    env: Mapping[str, str],
+    shares_dir: Path,
+    record_path: Path,
+    record: RecordBuilder,
+    passphrases: Mapping[str, str] | None,
+    on_step: StepHook | None,
+    completed: list[str],
+) -> CeremonyResult:
+    settings = load_settings(env)
+    people = spec.people
 
     def step(name: str, actor: str, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
         entry = record.step(name, actor, inputs, outputs)
@@ -196,38 +224,57 @@ def run_ceremony(
         record_path.write_bytes(signed)
         digest = hashlib.sha256(signed).hexdigest()
         with authority.database.transaction() as session:
-            append(
-                session,
-                [
-                    AuditRecord(
-                        action="ceremony.step",
-                        actor=entry["actor"],
-                        details={
-                            "ceremony": spec.ceremony,
-                            "n": entry["n"],
-                            "step": entry["step"],
-                            "inputs": entry["inputs"],
-                            "outputs": entry["outputs"],
-                        },
-                    )
-                    for entry in record.steps
-                ]
-                + [
-                    AuditRecord(
-                        action="ceremony.completed",
-                        actor=people.auditor,
-                        details={
-                            "ceremony": spec.ceremony,
-                            "record_sha256": digest,
-                            "steps": len(record.steps),
-                            "signer": signer.name,
-                        },
-                    )
-                ],
+            completion = AuditRecord(
+                action="ceremony.completed",
+                actor=people.auditor,
+                details={
+                    "ceremony": spec.ceremony,
+                    "record_sha256": digest,
+                    "steps": len(record.steps),
+                    "signer": signer.name,
+                },
             )
+            append(session, [*_step_events(spec, record), completion])
+        completed.append(digest)
     finally:
         authority.database.dispose()
     return CeremonyResult(record_path, digest, tuple(files), tuple(made))
+
+
+def _step_events(spec: CeremonySpec, record: RecordBuilder) -> list[AuditRecord]:
+    return [
+        AuditRecord(
+            action="ceremony.step",
+            actor=entry["actor"],
+            details={
+                "ceremony": spec.ceremony,
+                "n": entry["n"],
+                "step": entry["step"],
+                "inputs": entry["inputs"],
+                "outputs": entry["outputs"],
+            },
+        )
+        for entry in record.steps
+    ]
+
+
+def _audit_failure(env: Mapping[str, str], spec: CeremonySpec, record: RecordBuilder, error: BaseException) -> None:
+    """Enter the steps taken so far and why the ceremony stopped; never hides the original error."""
+    reason = " ".join(str(error).split()) or type(error).__name__
+    try:
+        database = open_database(load_settings(env))
+        try:
+            with database.transaction() as session:
+                failed = AuditRecord(
+                    action="ceremony.failed",
+                    actor=spec.people.key_manager,
+                    details={"ceremony": spec.ceremony, "steps": len(record.steps), "reason": reason},
+                )
+                append(session, [*_step_events(spec, record), failed])
+        finally:
+            database.dispose()
+    except Exception:  # the ceremony's own error is what the operator must see
+        return
 
 
 def certificate_pem(view: CaView) -> str:

@@ -13,7 +13,8 @@ from mpki.config import Environment
 from mpki.domain import InvalidRequest
 from mpki.keys import KeyAlgorithm
 from mpki.keys.quorum import QuorumPolicy
-from mpki.profiles import get_profile
+from mpki.profiles import ProfileKind, ca_subject, get_profile
+from mpki.profiles.model import KeyRule
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,30}")
 # The environment is written into MPKI_HOME/mpki.toml, where settings must be able to read it back.
@@ -165,11 +166,19 @@ def _ca_step(item: Any, backend: str, tokens: tuple[str, ...]) -> CaStep:
     for issued in issues:
         get_profile(issued)
     parent = item.get("parent")
+    # What creating the CA would refuse halfway through the ceremony is refused here, before the first step.
+    if (profile.kind is ProfileKind.ROOT) != (parent is None):
+        raise InvalidRequest(f"{where}: a root ({profile.name}) has no parent; an issuing CA needs one")
+    common_name = _text(item, "common_name", where)
+    ca_subject(profile, common_name)
+    algorithm = KeyAlgorithm.parse(str(item.get("algorithm", "ec-p256")))
+    if profile.key_rule is KeyRule.P256_ONLY and algorithm is not KeyAlgorithm.EC_P256:
+        raise InvalidRequest(f"{where}: profile {profile.name} needs an ec-p256 key, not {algorithm.value}")
     return CaStep(
         name=name,
         profile=profile.name,
-        common_name=_text(item, "common_name", where),
-        algorithm=KeyAlgorithm.parse(str(item.get("algorithm", "ec-p256"))),
+        common_name=common_name,
+        algorithm=algorithm,
         parent=str(parent) if parent is not None else None,
         token=str(token) if token is not None else None,
         issues=issues,

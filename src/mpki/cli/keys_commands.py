@@ -12,7 +12,8 @@ from rich.table import Table
 from mpki.ca.custody import KeyCustody
 from mpki.ca.runtime import open_database, open_keystore
 from mpki.cli.context import clean_errors, console, fail, settings
-from mpki.keys.quorum import CustodianShare, read_share, share_from_words
+from mpki.domain import NotFound
+from mpki.keys.quorum import CustodianShare, QuorumError, read_share, share_from_words
 
 app = typer.Typer(help="CA key custody: activate with M of N custodian shares, back up, restore.", no_args_is_help=True)
 
@@ -26,9 +27,8 @@ def _actor() -> str:
     return f"operator:{getpass.getuser()}"
 
 
-def _prompted_shares(group: str, ceremony: str, total: int) -> list[CustodianShare]:
-    """One custodian at a time types their words; an empty name ends the round."""
-    shares: list[CustodianShare] = []
+def _prompted_shares(group: str, ceremony: str, total: int, shares: list[CustodianShare]) -> list[CustodianShare]:
+    """One custodian at a time types their words into `shares`; an empty name ends the round."""
     while True:
         custodian = typer.prompt("custodian name (empty to finish)", default="", show_default=False)
         if not custodian:
@@ -47,13 +47,20 @@ def activate(
 ) -> None:
     """Rebuild the quorum secret from M of N shares and activate the keys it unlocks."""
     keeper = custody()
-    if interactive:
-        record = keeper.registry.group(group)
-        presented = _prompted_shares(group, record.ceremony, record.shares)
-    else:
-        if not shares:
-            raise fail("give --share FILE for each custodian present, or --interactive")
-        presented = [read_share(path) for path in shares]
+    if not interactive and not shares:
+        raise fail("give --share FILE for each custodian present, or --interactive")
+    typed: list[CustodianShare] = []
+    try:
+        if interactive:
+            record = keeper.registry.group(group)
+            presented = _prompted_shares(group, record.ceremony, record.shares, typed)
+        else:
+            presented = [read_share(path) for path in shares]
+    except (QuorumError, NotFound) as error:
+        # Refused before the shares could be combined (a mistyped word, an unreadable file): audited all the same.
+        custodians = sorted({share.custodian for share in typed})
+        keeper.activation_refused(error, custodians, len(typed) if interactive else len(shares), actor=_actor())
+        raise
     passphrases = {}
     if ask_passphrases:
         for share in presented:
