@@ -1,4 +1,4 @@
-"""`mpki keys activate --interactive`: custodians type their words one after another."""
+"""`mpki keys activate --interactive`, and `mpki ceremony verify` against the installation it describes."""
 
 from __future__ import annotations
 
@@ -30,3 +30,16 @@ def test_custodians_type_their_words(mpki, env: dict[str, str]) -> None:  # type
     activated = mpki("keys", "activate", "--interactive", input=good)
     assert activated.returncode == 0, activated.stderr
     assert "ca-keys is active (2 shares presented)" in activated.stdout
+
+
+def test_a_record_is_checked_against_the_installation(mpki, env: dict[str, str], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    mpki("init", "--dev", check=True)
+    record = Path(env["MPKI_HOME"]) / "dev-ceremony-record.json"
+    assert mpki("ceremony", "verify", str(record)).returncode == 0
+
+    other = dict(env, MPKI_HOME=str(tmp_path / "other"), MPKI_DATABASE_URL=f"sqlite:///{tmp_path / 'other.db'}")
+    env.update(other)
+    mpki("init", "--dev", check=True)  # another installation with CAs of the same names
+    foreign = mpki("ceremony", "verify", str(record))
+    assert foreign.returncode == 1
+    assert "not this installation's CA" in foreign.stderr

@@ -8,10 +8,13 @@ from typing import Any
 
 import typer
 
+from mpki.ca.runtime import open_database
 from mpki.ceremony import CeremonySpec, run_ceremony, verify_record
 from mpki.ceremony.lifecycle import bootstrap as run_bootstrap
 from mpki.ceremony.lifecycle import reinitialise as run_reinitialise
-from mpki.cli.context import clean_errors, console, fail
+from mpki.cli.context import clean_errors, console, fail, settings
+from mpki.domain import MpkiError
+from mpki.store import CaRepository, is_current
 
 app = typer.Typer(help="Key ceremonies: run a ceremony file, verify its signed record.", no_args_is_help=True)
 
@@ -45,10 +48,28 @@ def verify(record: Path = typer.Argument(..., help="A ceremony record written by
     if not record.is_file():
         raise fail(f"no such record: {record}")
     verified = verify_record(record.read_bytes())
+    known = _installation_fingerprint(verified.signer)
+    if known is not None and known != verified.signer_fingerprint:
+        raise fail(f"the record's signer {verified.signer} is not this installation's CA of that name")
     console.print(
         f"ceremony record OK: {verified.ceremony} ({verified.environment}), {verified.steps} steps, "
         f"signed by {verified.signer} ({verified.signer_fingerprint[:16]}…)"
     )
+
+
+def _installation_fingerprint(ca_name: str) -> str | None:
+    """The certificate fingerprint of this installation's CA of that name, if there is an installation."""
+    try:
+        database = open_database(settings(), migrate=False)
+        try:
+            if not is_current(database):
+                return None
+            with database.reader() as session:
+                return CaRepository(session).by_name(ca_name).fingerprint_sha256
+        finally:
+            database.dispose()
+    except MpkiError:
+        return None
 
 
 @clean_errors
