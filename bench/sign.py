@@ -31,18 +31,10 @@ from mpki.ca.signing import Issuer, sign_certificate
 from mpki.config import load_settings
 from mpki.domain import Eui64, KeyUsageChoice
 from mpki.keys import KeyAlgorithm, SoftwareKeyStore
+from mpki.keys.pkcs11_tokens import SOFTHSM2_MODULE, write_softhsm_conf
 from mpki.profiles import ProfileParameters, check_csr, get_profile, load_csr, validity
 from mpki.profiles.requests import device_csr
 
-SOFTHSM2_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
-SOFTHSM2_CONF = """\
-directories.tokendir = {tokens}
-objectstore.backend = file
-log.level = ERROR
-slots.removable = false
-slots.mechanisms = ALL
-library.reset_on_fork = false
-"""
 BENCH_CA = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Bench Device CA")])
 
 
@@ -108,10 +100,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="mpki-bench-sign-") as tmp:
         base = Path(tmp)
-        tokens = base / "tokens"
-        tokens.mkdir()
-        conf = base / "softhsm2.conf"
-        conf.write_text(SOFTHSM2_CONF.format(tokens=tokens))
+        conf = write_softhsm_conf(base)
         os.environ["SOFTHSM2_CONF"] = str(conf)  # before the module is loaded: it reads this at C_Initialize
 
         from mpki.keys.pkcs11 import Pkcs11KeyStore

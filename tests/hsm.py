@@ -21,16 +21,7 @@ from pathlib import Path
 
 import pytest
 
-SOFTHSM2_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
-
-_CONF = """\
-directories.tokendir = {tokens}
-objectstore.backend = file
-log.level = ERROR
-slots.removable = false
-slots.mechanisms = ALL
-library.reset_on_fork = false
-"""
+from mpki.keys.pkcs11_tokens import SOFTHSM2_MODULE, write_softhsm_conf
 
 
 @dataclass(frozen=True)
@@ -69,11 +60,8 @@ def softhsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SoftHsm
         pytest.skip(reason)
     from mpki.keys.pkcs11_tokens import reset_module
 
-    base = tmp_path / "softhsm"
-    tokens = base / "tokens"
-    tokens.mkdir(parents=True)
-    conf = base / "softhsm2.conf"
-    conf.write_text(_CONF.format(tokens=tokens))
+    conf = write_softhsm_conf(tmp_path / "softhsm")
+    tokens = conf.parent / "tokens"
     monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
     monkeypatch.setenv("MPKI_PKCS11_MODULE", SOFTHSM2_MODULE)
     # The module may still be loaded with an earlier test's tokens: make it read this test's afresh.

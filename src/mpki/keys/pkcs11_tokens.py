@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pkcs11
@@ -35,6 +36,25 @@ from pkcs11 import exceptions as p11errors
 from mpki.domain import KeyStoreError
 
 SOFTHSM2_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+SOFTHSM2_CONF_TEMPLATE = """\
+directories.tokendir = {tokens}
+objectstore.backend = file
+log.level = ERROR
+slots.removable = false
+slots.mechanisms = ALL
+library.reset_on_fork = false
+"""
+
+
+def write_softhsm_conf(directory: Path) -> Path:
+    """A SoftHSM2 configuration with its own token directory under `directory` (gotcha 4)."""
+    tokens = directory / "tokens"
+    tokens.mkdir(parents=True, exist_ok=True)
+    conf = directory / "softhsm2.conf"
+    conf.write_text(SOFTHSM2_CONF_TEMPLATE.format(tokens=tokens))
+    return conf
+
+
 BACKUP_KEY_LABEL = "mpki-backup"
 """Label of the trusted AES key on each token that wraps private keys for backup (see `pkcs11.py`)."""
 
