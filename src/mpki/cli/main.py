@@ -7,7 +7,15 @@ import os
 import typer
 
 from mpki.ceremony import run_dev_ceremony
-from mpki.cli import audit_commands, ca_commands, ceremony_commands, cert_commands, csr_commands, keys_commands
+from mpki.cli import (
+    audit_commands,
+    ca_commands,
+    ceremony_commands,
+    cert_commands,
+    csr_commands,
+    keys_commands,
+    ra_commands,
+)
 from mpki.cli.context import authority, clean_errors, console, errors, fail, settings
 from mpki.config import Environment
 from mpki.keys import SoftwareKeyStore
@@ -22,6 +30,9 @@ app.add_typer(cert_commands.app, name="cert")
 app.add_typer(audit_commands.app, name="audit")
 app.add_typer(csr_commands.app, name="csr")
 app.add_typer(keys_commands.app, name="keys")
+app.add_typer(ra_commands.org_app, name="org")
+app.add_typer(ra_commands.user_app, name="user")
+app.add_typer(ra_commands.token_app, name="token")
 app.add_typer(ceremony_commands.app, name="ceremony")
 app.command("bootstrap")(ceremony_commands.bootstrap)
 app.command("reinitialise")(ceremony_commands.reinitialise)

@@ -3,11 +3,14 @@
 from mpki.domain.errors import (
     AuditChainBroken,
     ConfigError,
+    Forbidden,
     InvalidRequest,
     KeyStoreError,
     MpkiError,
     NotFound,
+    Unauthenticated,
 )
+from mpki.domain.roles import Action, OrgStatus, Role
 from mpki.domain.values import (
     CertificateStatus,
     Eui64,
@@ -20,17 +23,22 @@ from mpki.domain.values import (
 )
 
 __all__ = [
+    "Action",
     "AuditChainBroken",
     "CertificateStatus",
     "ConfigError",
     "Eui64",
+    "Forbidden",
     "InvalidRequest",
     "KeyStoreError",
     "KeyUsageChoice",
     "MpkiError",
     "NotFound",
+    "OrgStatus",
     "RemotePartyRole",
+    "Role",
     "SerialStatus",
+    "Unauthenticated",
     "format_serial",
     "parse_serial",
     "utcnow",

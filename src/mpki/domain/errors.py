@@ -23,3 +23,11 @@ class KeyStoreError(MpkiError):
 
 class AuditChainBroken(MpkiError):
     """The audit chain does not verify; the message names the first broken link."""
+
+
+class Unauthenticated(MpkiError):
+    """No valid credential was presented."""
+
+
+class Forbidden(MpkiError):
+    """The principal is known but may not perform this action on this organisation's data."""

@@ -11,11 +11,14 @@ from sqlalchemy.orm import Session
 
 from mpki.domain import NotFound, SerialStatus
 from mpki.store.schema import (
+    ApiToken,
     AuditEvent,
     AuditHead,
     CertificateAuthority,
     CertificateRequest,
     IssuedCertificate,
+    Organisation,
+    Person,
     SerialReservation,
 )
 
@@ -209,3 +212,80 @@ class AuditRepository:
         return self.session.scalars(
             select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.seq)
         ).all()
+
+
+class OrganisationRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, organisation: Organisation) -> Organisation:
+        self.session.add(organisation)
+        self.session.flush()
+        return organisation
+
+    def by_name(self, name: str) -> Organisation:
+        found = self.session.scalar(select(Organisation).where(Organisation.name == name))
+        if found is None:
+            raise NotFound(f"no organisation named {name!r}")
+        return found
+
+    def by_id(self, organisation_id: int) -> Organisation:
+        found = self.session.get(Organisation, organisation_id)
+        if found is None:
+            raise NotFound(f"no organisation with id {organisation_id}")
+        return found
+
+    def exists(self, name: str) -> bool:
+        return self.session.scalar(select(func.count()).where(Organisation.name == name)) != 0
+
+    def all(self, only_id: int | None = None) -> Sequence[Organisation]:
+        query = select(Organisation).order_by(Organisation.id)
+        if only_id is not None:
+            query = query.where(Organisation.id == only_id)
+        return self.session.scalars(query).all()
+
+
+class PersonRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, person: Person) -> Person:
+        self.session.add(person)
+        self.session.flush()
+        return person
+
+    def by_email(self, email: str) -> Person:
+        found = self.session.scalar(select(Person).where(Person.email == email))
+        if found is None:
+            raise NotFound(f"no person with email {email!r}")
+        return found
+
+    def exists(self, email: str) -> bool:
+        return self.session.scalar(select(func.count()).where(Person.email == email)) != 0
+
+    def by_id(self, person_id: int) -> Person:
+        found = self.session.get(Person, person_id)
+        if found is None:
+            raise NotFound(f"no person with id {person_id}")
+        return found
+
+    def all(self, organisation_id: int | None = None) -> Sequence[Person]:
+        query = select(Person).order_by(Person.id)
+        if organisation_id is not None:
+            query = query.where(Person.organisation_id == organisation_id)
+        return self.session.scalars(query).all()
+
+
+class TokenRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, token: ApiToken) -> ApiToken:
+        self.session.add(token)
+        self.session.flush()
+        return token
+
+    def live_by_hash(self, token_sha256: str) -> ApiToken | None:
+        return self.session.scalar(
+            select(ApiToken).where(ApiToken.token_sha256 == token_sha256, ApiToken.revoked_at.is_(None))
+        )

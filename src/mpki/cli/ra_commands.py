@@ -1,0 +1,109 @@
+"""`mpki org …`, `mpki user …`, `mpki token …`: the RA's directory, run by the provider's operator."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+from rich.table import Table
+
+from mpki.ca.runtime import open_database
+from mpki.cli.context import clean_errors, console, fail, settings
+from mpki.domain import OrgStatus, Role
+from mpki.ra import OPERATOR, Directory
+
+org_app = typer.Typer(help="Customer organisations.", no_args_is_help=True)
+user_app = typer.Typer(help="People and their roles.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens (shown once).", no_args_is_help=True)
+
+
+def directory() -> Directory:
+    return Directory(open_database(settings()))
+
+
+def _split(values: list[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+@org_app.command("create")
+@clean_errors
+def org_create(
+    name: str = typer.Argument(..., help="Organisation name."),
+    eui64: list[str] = typer.Option(
+        ..., "--eui64", help="Entity identifier(s), 16 hex digits; repeat or comma-separate."
+    ),
+    roles: list[str] = typer.Option(..., "--roles", help="Remote-party roles, e.g. supplier,network-operator."),
+) -> None:
+    """Register a customer organisation with its EUI-64s and the roles it may hold."""
+    view = directory().create_organisation(OPERATOR, name, _split(eui64), _split(roles))
+    console.print(f"organisation {view.name} (id {view.id}) roles {','.join(view.roles)} eui64 {','.join(view.eui64s)}")
+
+
+@org_app.command("list")
+@clean_errors
+def org_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List organisations."""
+    views = directory().organisations(OPERATOR)
+    if as_json:
+        print(json.dumps([v.as_json() for v in views], indent=2))
+        return
+    table = Table("id", "name", "roles", "EUI-64s", "status")
+    for v in views:
+        table.add_row(str(v.id), v.name, ",".join(v.roles), ",".join(v.eui64s), v.status)
+    console.print(table)
+
+
+@org_app.command("suspend")
+@clean_errors
+def org_suspend(name: str) -> None:
+    """Suspend an organisation: its people's tokens stop working."""
+    directory().set_organisation_status(OPERATOR, name, OrgStatus.SUSPENDED)
+    console.print(f"organisation {name} suspended")
+
+
+@org_app.command("activate")
+@clean_errors
+def org_activate(name: str) -> None:
+    """Re-activate a suspended organisation."""
+    directory().set_organisation_status(OPERATOR, name, OrgStatus.ACTIVE)
+    console.print(f"organisation {name} active")
+
+
+@user_app.command("create")
+@clean_errors
+def user_create(
+    email: str = typer.Argument(...),
+    role: Role = typer.Option(..., "--role"),
+    org: str | None = typer.Option(None, "--org", help="Organisation, for authorised-subscriber and org-ra-officer."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read a portal password from stdin."),
+) -> None:
+    """Create a person with one role."""
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    if password_stdin and not password:
+        raise fail("no password on stdin")
+    view = directory().create_person(OPERATOR, email, role, org, password)
+    console.print(f"{view.email}: {view.role}" + (f" of {view.organisation}" if view.organisation else ""))
+
+
+@user_app.command("list")
+@clean_errors
+def user_list(org: str | None = typer.Option(None, "--org"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """List people (of one organisation with --org)."""
+    views = directory().people(OPERATOR, org)
+    if as_json:
+        print(json.dumps([v.as_json() for v in views], indent=2))
+        return
+    table = Table("id", "email", "role", "organisation", "status")
+    for v in views:
+        table.add_row(str(v.id), v.email, v.role, v.organisation or "-", v.status)
+    console.print(table)
+
+
+@token_app.command("create")
+@clean_errors
+def token_create(email: str = typer.Argument(..., help="Whose token.")) -> None:
+    """Create an API token; it is printed once and stored only as a hash."""
+    token = directory().create_token(OPERATOR, email)
+    print(token)
+    console.print("store it now: it is shown only once", style="yellow")
