@@ -417,6 +417,11 @@ class CertificationAuthority:
             row = CertificateRepository(session).by_serial(text, ca_id)
             return issued_view(row, CaRepository(session).by_id(row.ca_id))
 
+    def certificates_for_requests(self, request_ids: Sequence[int]) -> dict[int, bytes]:
+        """DER of the certificates issued for these requests, by request id."""
+        with self.database.reader() as session:
+            return CertificateRepository(session).der_for_requests(list(request_ids))
+
     def list_certificates(
         self, *, profile: str | None = None, status: str | None = None, limit: int = 1000, after_id: int = 0
     ) -> list[IssuedView]:

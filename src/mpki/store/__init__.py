@@ -4,6 +4,7 @@ from mpki.store.db import Database
 from mpki.store.migrate import is_current, upgrade, wipe
 from mpki.store.repositories import (
     AuditRepository,
+    BatchRepository,
     CaRepository,
     CertificateRepository,
     OrganisationRepository,
@@ -17,6 +18,7 @@ from mpki.store.schema import (
     AuditEvent,
     AuditHead,
     Base,
+    Batch,
     CertificateAuthority,
     CertificateRequest,
     IssuedCertificate,
@@ -31,6 +33,8 @@ __all__ = [
     "AuditHead",
     "AuditRepository",
     "Base",
+    "Batch",
+    "BatchRepository",
     "CaRepository",
     "CertificateAuthority",
     "CertificateRepository",

@@ -65,12 +65,16 @@ class Database:
 
     @contextmanager
     def reader(self) -> Iterator[Session]:
-        """A session for reads; rolled back at the end so it never holds a write."""
+        """A session for reads; rolled back at the end so it never holds a write.
+
+        Loaded rows are detached first, so callers may keep reading what they loaded after the block.
+        """
         with self._sessions() as session:
             try:
                 session.connection(execution_options={READ_ONLY: True})
                 yield session
             finally:
+                session.expunge_all()
                 session.rollback()
 
     def check_connection(self) -> None:

@@ -14,6 +14,7 @@ from mpki.store.schema import (
     ApiToken,
     AuditEvent,
     AuditHead,
+    Batch,
     CertificateAuthority,
     CertificateRequest,
     IssuedCertificate,
@@ -159,6 +160,17 @@ class CertificateRepository:
     def count(self) -> int:
         return int(self.session.scalar(select(func.count()).select_from(IssuedCertificate)) or 0)
 
+    def der_for_requests(self, request_ids: Sequence[int]) -> dict[int, bytes]:
+        found: dict[int, bytes] = {}
+        for start in range(0, len(request_ids), 500):
+            rows = self.session.execute(
+                select(IssuedCertificate.request_id, IssuedCertificate.der).where(
+                    IssuedCertificate.request_id.in_(request_ids[start : start + 500])
+                )
+            ).all()
+            found.update({int(rid): bytes(der) for rid, der in rows if rid is not None})
+        return found
+
 
 class RequestRepository:
     def __init__(self, session: Session) -> None:
@@ -168,6 +180,117 @@ class RequestRepository:
         self.session.add(request)
         self.session.flush()
         return request
+
+    def add_many(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.session.execute(insert(CertificateRequest), rows)
+
+    def update_many(self, changes: list[dict[str, Any]]) -> None:
+        """Each dict has `id` and the columns to set (ORM bulk UPDATE by primary key)."""
+        if changes:
+            self.session.execute(update(CertificateRequest), changes)
+
+    def by_id(self, request_id: int) -> CertificateRequest:
+        found = self.session.get(CertificateRequest, request_id)
+        if found is None:
+            raise NotFound(f"no request {request_id}")
+        return found
+
+    def for_batch(self, batch_id: int) -> Sequence[CertificateRequest]:
+        return self.session.scalars(
+            select(CertificateRequest)
+            .where(CertificateRequest.batch_id == batch_id)
+            .order_by(CertificateRequest.item_index)
+        ).all()
+
+    def search(
+        self,
+        *,
+        organisation_id: int | None = None,
+        status: str | None = None,
+        batch_id: int | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> Sequence[CertificateRequest]:
+        query = select(CertificateRequest).where(CertificateRequest.id > after_id)
+        if organisation_id is not None:
+            query = query.where(CertificateRequest.organisation_id == organisation_id)
+        if status is not None:
+            query = query.where(CertificateRequest.status == status)
+        if batch_id is not None:
+            query = query.where(CertificateRequest.batch_id == batch_id)
+        return self.session.scalars(query.order_by(CertificateRequest.id).limit(limit)).all()
+
+    def open_identities(self, pairs: set[tuple[str, str]], exclude_batch: int | None) -> set[tuple[str, str]]:
+        """(EUI-64, key usage) pairs that already have a live certificate or a request still in flight."""
+        found: set[tuple[str, str]] = set()
+        eui64s = sorted({eui for eui, _ in pairs})
+        for start in range(0, len(eui64s), 500):
+            chunk = eui64s[start : start + 500]
+            certified = self.session.execute(
+                select(IssuedCertificate.eui64, IssuedCertificate.key_usage).where(
+                    IssuedCertificate.eui64.in_(chunk), IssuedCertificate.status == "issued"
+                )
+            ).all()
+            in_flight_query = select(CertificateRequest.eui64, CertificateRequest.key_usage).where(
+                CertificateRequest.eui64.in_(chunk),
+                CertificateRequest.status.in_(("pending", "approved")),
+            )
+            if exclude_batch is not None:
+                in_flight_query = in_flight_query.where(
+                    (CertificateRequest.batch_id.is_(None)) | (CertificateRequest.batch_id != exclude_batch)
+                )
+            in_flight = self.session.execute(in_flight_query).all()
+            found.update((str(e), str(k)) for e, k in [*certified, *in_flight] if (e, k) in pairs)
+        return found
+
+    def certified_keys(self, digests: set[str]) -> set[str]:
+        found: set[str] = set()
+        ordered = sorted(digests)
+        for start in range(0, len(ordered), 500):
+            found.update(
+                self.session.scalars(
+                    select(IssuedCertificate.public_key_sha256).where(
+                        IssuedCertificate.public_key_sha256.in_(ordered[start : start + 500])
+                    )
+                )
+            )
+        return found
+
+
+class BatchRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, batch: Batch) -> Batch:
+        self.session.add(batch)
+        self.session.flush()
+        return batch
+
+    def by_id(self, batch_id: int) -> Batch:
+        found = self.session.get(Batch, batch_id)
+        if found is None:
+            raise NotFound(f"no batch {batch_id}")
+        return found
+
+    def claim_next(self, at: dt.datetime) -> int | None:
+        """Take the oldest submitted batch for processing; safe when several workers race for it."""
+        candidate = self.session.scalar(select(Batch.id).where(Batch.status == "submitted").order_by(Batch.id).limit(1))
+        if candidate is None:
+            return None
+        result = self.session.execute(
+            update(Batch)
+            .where(Batch.id == candidate, Batch.status == "submitted")
+            .values(status="processing", started_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        return candidate if int(getattr(result, "rowcount", 0) or 0) == 1 else None
+
+    def search(self, organisation_id: int | None, after_id: int = 0, limit: int = 100) -> Sequence[Batch]:
+        query = select(Batch).where(Batch.id > after_id)
+        if organisation_id is not None:
+            query = query.where(Batch.organisation_id == organisation_id)
+        return self.session.scalars(query.order_by(Batch.id).limit(limit)).all()
 
 
 class AuditRepository:

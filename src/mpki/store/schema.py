@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from mpki.store.types import BigId, UTCDateTime
@@ -64,11 +64,39 @@ class SerialReservation(Base):
     settled_at: Mapped[dt.datetime | None]
 
 
+class Batch(Base):
+    """A batch of CSRs submitted in one call; its items are requests with `batch_id` set."""
+
+    __tablename__ = "batches"
+    __table_args__ = (Index(None, "status"), Index(None, "organisation_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    profile: Mapped[str] = mapped_column(String(32))
+    submitted_by: Mapped[str] = mapped_column(String(256))
+    submitted_at: Mapped[dt.datetime]
+    size: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    held: Mapped[int] = mapped_column(Integer, default=0)
+    issued: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[dt.datetime | None]
+    completed_at: Mapped[dt.datetime | None]
+
+
 class CertificateRequest(Base):
-    """A request for a certificate; the RA grows this into the full workflow."""
+    """One certificate request, alone or as an item of a batch, through its lifecycle:
+    submitted -> pending (held for review) -> approved -> issued, or rejected, or failed."""
 
     __tablename__ = "requests"
-    __table_args__ = (Index(None, "status"),)
+    __table_args__ = (
+        Index(None, "status"),
+        Index(None, "batch_id", "item_index"),
+        Index(None, "organisation_id", "status"),
+        Index(None, "eui64", "key_usage"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     profile: Mapped[str] = mapped_column(String(32))
@@ -79,6 +107,16 @@ class CertificateRequest(Base):
     decided_by: Mapped[str | None] = mapped_column(String(256))
     decided_at: Mapped[dt.datetime | None]
     reason: Mapped[str | None] = mapped_column(Text)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
+    item_index: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16), default="new")
+    eui64: Mapped[str | None] = mapped_column(String(16))
+    key_usage: Mapped[str | None] = mapped_column(String(32))
+    public_key_sha256: Mapped[str | None] = mapped_column(String(64))
+    hold_reason: Mapped[str | None] = mapped_column(Text)
+    issued_at: Mapped[dt.datetime | None]
+    certificate_serial: Mapped[str | None] = mapped_column(String(40))
 
 
 class IssuedCertificate(Base):

@@ -1,0 +1,386 @@
+"""Request intake: batches (and single requests) stored first, then checked, de-duplicated, approved
+by policy and handed to the CA, with a result and an audit event for every item.
+
+Bad items are rejected with their reason; suspicious device items (the EUI-64 and key usage already
+have a live certificate or a request in flight) are held for an RA agent; a public key that is already
+certified is rejected. The checks run set-based over the whole batch, a chunk at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+
+from mpki.audit import AuditRecord, append
+from mpki.ca import CertificationAuthority, IssuanceOrder
+from mpki.domain import Action, Forbidden, InvalidRequest, MpkiError, utcnow
+from mpki.profiles import CheckedRequest, check_csr, get_profile, load_csr
+from mpki.ra.authorisation import Principal, authorise, visible_organisation
+from mpki.ra.views import BatchView, RequestView
+from mpki.store import (
+    Batch,
+    BatchRepository,
+    Database,
+    Organisation,
+    OrganisationRepository,
+    RequestRepository,
+)
+
+MAX_BATCH = 50_000
+SUBSCRIBER_PROFILES = ("smki-device", "smki-org", "tls-server", "tls-client")
+# Device certificates from an organisation's own people approve themselves; the rest wait for an agent.
+AUTO_APPROVED = {"smki-device"}
+CHUNK = 2_000
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class _Seen:
+    pairs: set[tuple[str, str]] = field(default_factory=set)
+    keys: set[str] = field(default_factory=set)
+
+
+def _spki_sha256(checked: CheckedRequest) -> str:
+    spki = checked.public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).hexdigest()
+
+
+class Registration:
+    """The RA's request desk for one installation."""
+
+    def __init__(self, database: Database, authority: CertificationAuthority, max_batch: int = MAX_BATCH) -> None:
+        self.database = database
+        self.authority = authority
+        self.max_batch = max_batch
+
+    # ----- submission ---------------------------------------------------------------------------
+
+    def _organisation_for(self, principal: Principal, organisation: str | None) -> Organisation:
+        with self.database.reader() as session:
+            repository = OrganisationRepository(session)
+            if organisation is not None:
+                row = repository.by_name(organisation)
+            elif principal.organisation_id is not None:
+                row = repository.by_id(principal.organisation_id)
+            else:
+                raise InvalidRequest("name the organisation the request is for")
+            authorise(principal, Action.REQUEST_SUBMIT, row.id)
+            return row
+
+    def submit_batch(
+        self, principal: Principal, profile: str, csrs: Sequence[bytes], organisation: str | None = None
+    ) -> BatchView:
+        """Store the batch and its items; processing happens in `process_batch` (a worker)."""
+        if profile not in SUBSCRIBER_PROFILES:
+            get_profile(profile)
+            raise InvalidRequest(f"profile {profile} is not requested through the RA")
+        if not csrs:
+            raise InvalidRequest("a batch needs at least one CSR")
+        if len(csrs) > self.max_batch:
+            raise InvalidRequest(f"a batch holds at most {self.max_batch:,} CSRs, this one has {len(csrs):,}")
+        org = self._organisation_for(principal, organisation)
+        now = utcnow()
+        with self.database.transaction() as session:
+            batch = BatchRepository(session).add(
+                Batch(
+                    organisation_id=org.id,
+                    profile=profile,
+                    submitted_by=principal.actor,
+                    submitted_at=now,
+                    size=len(csrs),
+                    status="submitted",
+                    processed=0,
+                    accepted=0,
+                    rejected=0,
+                    held=0,
+                    issued=0,
+                )
+            )
+            RequestRepository(session).add_many(
+                [
+                    {
+                        "profile": profile,
+                        "csr_der": csr,
+                        "status": "submitted",
+                        "submitted_by": principal.actor,
+                        "submitted_at": now,
+                        "organisation_id": org.id,
+                        "batch_id": batch.id,
+                        "item_index": index,
+                        "kind": "new",
+                    }
+                    for index, csr in enumerate(csrs)
+                ]
+            )
+            append(
+                session,
+                [
+                    AuditRecord(
+                        action="batch.submitted",
+                        actor=principal.actor,
+                        details={"batch": batch.id, "organisation": org.name, "profile": profile, "size": len(csrs)},
+                    )
+                ],
+                at=now,
+            )
+            return BatchView.of(batch)
+
+    # ----- processing ---------------------------------------------------------------------------
+
+    def process_next(self) -> BatchView | None:
+        """Claim the oldest submitted batch and process it; None when there is nothing to do."""
+        with self.database.transaction() as session:
+            batch_id = BatchRepository(session).claim_next(utcnow())
+        return None if batch_id is None else self.process_batch(batch_id)
+
+    def process_batch(self, batch_id: int, progress: Progress | None = None) -> BatchView:
+        with self.database.reader() as session:
+            batch = BatchRepository(session).by_id(batch_id)
+            org = OrganisationRepository(session).by_id(batch.organisation_id) if batch.organisation_id else None
+            items = [
+                (row.id, row.item_index or 0, row.csr_der, row.submitted_by)
+                for row in RequestRepository(session).for_batch(batch_id)
+                if row.status == "submitted"
+            ]
+            profile_name, size = batch.profile, batch.size
+        if org is None:
+            raise InvalidRequest(f"batch {batch_id} has no organisation")
+        seen = _Seen()
+        for start in range(0, len(items), CHUNK):
+            self._process_chunk(batch_id, profile_name, org, items[start : start + CHUNK], seen)
+            if progress:
+                progress(min(start + CHUNK, len(items)), size)
+        with self.database.transaction() as session:
+            row = BatchRepository(session).by_id(batch_id)
+            row.status = "completed"
+            row.completed_at = utcnow()
+            append(
+                session,
+                [
+                    AuditRecord(
+                        action="batch.completed",
+                        actor="mpki-ra",
+                        details={"batch": batch_id, "issued": row.issued, "rejected": row.rejected, "held": row.held},
+                    )
+                ],
+            )
+            return BatchView.of(row)
+
+    def _check(self, profile_name: str, org: Organisation, csr: bytes) -> CheckedRequest:
+        checked = check_csr(get_profile(profile_name), load_csr(csr), self.authority.parameters)
+        if profile_name == "smki-org":
+            assert checked.eui64 is not None and checked.role is not None
+            if checked.eui64.hex not in org.eui64s.split(","):
+                raise InvalidRequest(f"EUI-64 {checked.eui64.hex} is not one of {org.name}'s entity identifiers")
+            if checked.role.code not in org.roles.split(","):
+                raise InvalidRequest(f"{org.name} may not hold role {checked.role.code} ({checked.role.name.lower()})")
+        return checked
+
+    def _process_chunk(
+        self, batch_id: int, profile_name: str, org: Organisation, items: list[tuple[int, int, bytes, str]], seen: _Seen
+    ) -> None:
+        now = utcnow()
+        outcome: dict[int, dict[str, Any]] = {}
+        checked_by_id: dict[int, CheckedRequest] = {}
+        for request_id, _, csr, _ in items:
+            try:
+                checked_by_id[request_id] = self._check(profile_name, org, csr)
+            except MpkiError as error:
+                outcome[request_id] = {"status": "rejected", "reason": str(error)}
+        digests = {rid: _spki_sha256(c) for rid, c in checked_by_id.items()}
+        pairs = {
+            rid: (c.eui64.hex, c.key_usage.value)
+            for rid, c in checked_by_id.items()
+            if profile_name == "smki-device" and c.eui64 is not None and c.key_usage is not None
+        }
+        with self.database.reader() as session:
+            requests = RequestRepository(session)
+            certified = requests.certified_keys(set(digests.values()))
+            open_pairs = requests.open_identities(set(pairs.values()), exclude_batch=batch_id)
+        for request_id, checked in checked_by_id.items():
+            digest = digests[request_id]
+            identity = {
+                "eui64": checked.eui64.hex if checked.eui64 else None,
+                "key_usage": checked.key_usage.value if checked.key_usage else None,
+                "public_key_sha256": digest,
+            }
+            if digest in certified or digest in seen.keys:
+                outcome[request_id] = {
+                    "status": "rejected",
+                    "reason": "this public key is already certified",
+                    **identity,
+                }
+                continue
+            seen.keys.add(digest)
+            pair = pairs.get(request_id)
+            if pair is not None and (pair in open_pairs or pair in seen.pairs):
+                outcome[request_id] = {
+                    "status": "pending",
+                    **identity,
+                    "hold_reason": (
+                        f"duplicate device check: EUI-64 {pair[0]} already has a live {pair[1]} certificate "
+                        "or a request in flight"
+                    ),
+                }
+                continue
+            if pair is not None:
+                seen.pairs.add(pair)
+            if profile_name in AUTO_APPROVED:
+                outcome[request_id] = {"status": "approved", "decided_by": "policy:auto-approve", **identity}
+            else:
+                outcome[request_id] = {"status": "pending", "hold_reason": "awaiting RA agent approval", **identity}
+        approved = [rid for rid, o in outcome.items() if o["status"] == "approved"]
+        csr_by_id = {rid: csr for rid, _, csr, _ in items}
+        submitter = {rid: who for rid, _, _, who in items}
+        index_of = {rid: index for rid, index, _, _ in items}
+        with self.database.transaction() as session:
+            RequestRepository(session).update_many(
+                [
+                    {
+                        "id": rid,
+                        **{k: v for k, v in o.items()},
+                        **({"decided_at": now} if o["status"] != "pending" else {}),
+                    }
+                    for rid, o in outcome.items()
+                ]
+            )
+            append(
+                session,
+                [
+                    AuditRecord(
+                        action=f"request.{'held' if o['status'] == 'pending' else o['status']}",
+                        actor=o.get("decided_by") or "mpki-ra",
+                        request_id=rid,
+                        details={
+                            "batch": batch_id,
+                            "item": index_of[rid],
+                            "reason": o.get("reason") or o.get("hold_reason"),
+                            "submitted_by": submitter[rid],
+                        },
+                    )
+                    for rid, o in outcome.items()
+                ],
+                at=now,
+            )
+        issued = self._issue(approved, csr_by_id, profile_name, actor="policy:auto-approve")
+        counts = {
+            "rejected": sum(1 for o in outcome.values() if o["status"] == "rejected"),
+            "held": sum(1 for o in outcome.values() if o["status"] == "pending"),
+        }
+        with self.database.transaction() as session:
+            row = BatchRepository(session).by_id(batch_id)
+            row.processed += len(items)
+            row.accepted += len(items) - counts["rejected"]
+            row.rejected += counts["rejected"] + (len(approved) - issued)
+            row.held += counts["held"]
+            row.issued += issued
+
+    def _issue(self, request_ids: list[int], csr_by_id: dict[int, bytes], profile: str, actor: str) -> int:
+        """Hand approved requests to the CA; returns how many were issued (the rest are marked failed)."""
+        if not request_ids:
+            return 0
+        orders = [IssuanceOrder(profile, csr_by_id[rid], approved_by=actor, request_id=rid) for rid in request_ids]
+        results = self.authority.issue_many(orders, actor=actor)
+        now = utcnow()
+        changes = []
+        for rid, result in zip(request_ids, results, strict=True):
+            if result.certificate is not None:
+                changes.append(
+                    {"id": rid, "status": "issued", "issued_at": now, "certificate_serial": result.certificate.serial}
+                )
+            else:
+                changes.append({"id": rid, "status": "failed", "reason": result.error})
+        with self.database.transaction() as session:
+            RequestRepository(session).update_many(changes)
+        return sum(1 for c in changes if c["status"] == "issued")
+
+    # ----- decisions ----------------------------------------------------------------------------
+
+    def decide(self, principal: Principal, request_id: int, approve: bool, reason: str | None = None) -> RequestView:
+        """An RA agent (or the organisation's RA officer) approves or rejects a held request."""
+        with self.database.reader() as session:
+            row = RequestRepository(session).by_id(request_id)
+            authorise(principal, Action.REQUEST_DECIDE, row.organisation_id)
+            status, submitted_by, csr, profile = row.status, row.submitted_by, row.csr_der, row.profile
+        if status != "pending":
+            raise InvalidRequest(f"request {request_id} is {status}, not pending review")
+        if submitted_by == principal.actor:
+            raise Forbidden("dual control: the approver must not be the submitter")
+        if not approve and not (reason and reason.strip()):
+            raise InvalidRequest("a rejection needs a reason")
+        now = utcnow()
+        with self.database.transaction() as session:
+            row = RequestRepository(session).by_id(request_id)
+            if row.status != "pending":
+                raise InvalidRequest(f"request {request_id} is {row.status}, not pending review")
+            row.status = "approved" if approve else "rejected"
+            row.decided_by = principal.actor
+            row.decided_at = now
+            row.reason = reason
+            append(
+                session,
+                [
+                    AuditRecord(
+                        action="request.approved" if approve else "request.rejected",
+                        actor=principal.actor,
+                        request_id=request_id,
+                        details={"reason": reason},
+                    )
+                ],
+            )
+        if approve:
+            issued = self._issue([request_id], {request_id: csr}, profile, actor=principal.actor)
+            if row.batch_id is not None:
+                with self.database.transaction() as session:
+                    batch = BatchRepository(session).by_id(row.batch_id)
+                    batch.held -= 1
+                    batch.issued += issued
+                    batch.rejected += 1 - issued
+        elif row.batch_id is not None:
+            with self.database.transaction() as session:
+                batch = BatchRepository(session).by_id(row.batch_id)
+                batch.held -= 1
+                batch.rejected += 1
+                batch.accepted -= 1
+        return self.request(principal, request_id)
+
+    # ----- reading ------------------------------------------------------------------------------
+
+    def request(self, principal: Principal, request_id: int) -> RequestView:
+        with self.database.reader() as session:
+            row = RequestRepository(session).by_id(request_id)
+            authorise(principal, Action.REQUEST_VIEW, row.organisation_id)
+            return RequestView.of(row)
+
+    def requests(
+        self, principal: Principal, *, status: str | None = None, after_id: int = 0, limit: int = 100
+    ) -> list[RequestView]:
+        only = visible_organisation(principal, Action.REQUEST_VIEW)
+        with self.database.reader() as session:
+            rows = RequestRepository(session).search(
+                organisation_id=only, status=status, after_id=after_id, limit=limit
+            )
+            return [RequestView.of(row) for row in rows]
+
+    def batch(self, principal: Principal, batch_id: int) -> tuple[BatchView, list[RequestView]]:
+        with self.database.reader() as session:
+            row = BatchRepository(session).by_id(batch_id)
+            authorise(principal, Action.REQUEST_VIEW, row.organisation_id)
+            items = [RequestView.of(r) for r in RequestRepository(session).for_batch(batch_id)]
+            return BatchView.of(row), items
+
+    def batches(self, principal: Principal, after_id: int = 0, limit: int = 100) -> list[BatchView]:
+        only = visible_organisation(principal, Action.REQUEST_VIEW)
+        with self.database.reader() as session:
+            return [BatchView.of(r) for r in BatchRepository(session).search(only, after_id, limit)]
+
+    def batch_certificates(self, principal: Principal, batch_id: int) -> list[bytes]:
+        """DER of every certificate issued for the batch, in item order (for pickup)."""
+        _, items = self.batch(principal, batch_id)
+        by_request = self.authority.certificates_for_requests([item.id for item in items if item.serial])
+        return [by_request[item.id] for item in items if item.id in by_request]
