@@ -9,9 +9,10 @@ import typer
 from rich.table import Table
 
 from mpki.ca.runtime import open_database
-from mpki.cli.context import clean_errors, console, fail, settings
+from mpki.cli.context import authority, clean_errors, console, fail, settings
 from mpki.domain import OrgStatus, Role
 from mpki.ra import OPERATOR, Directory
+from mpki.ra.intake import Registration
 
 org_app = typer.Typer(help="Customer organisations.", no_args_is_help=True)
 user_app = typer.Typer(help="People and their roles.", no_args_is_help=True)
@@ -107,3 +108,70 @@ def token_create(email: str = typer.Argument(..., help="Whose token.")) -> None:
     token = directory().create_token(OPERATOR, email)
     print(token)
     console.print("store it now: it is shown only once", style="yellow")
+
+
+request_app = typer.Typer(help="Certificate requests: list, approve, reject.", no_args_is_help=True)
+
+
+def registration() -> Registration:
+    ca = authority()
+    return Registration(ca.database, ca)
+
+
+@request_app.command("list")
+@clean_errors
+def request_list(
+    status: str | None = typer.Option(None, "--status", help="submitted, pending, approved, issued, rejected, failed"),
+    limit: int = typer.Option(100, "--limit", min=1, max=1000),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List requests (oldest first), e.g. `--status pending` for the review queue."""
+    views = registration().requests(OPERATOR, status=status, limit=limit)
+    if as_json:
+        print(json.dumps([v.as_json() for v in views], indent=2))
+        return
+    table = Table("id", "profile", "status", "batch", "EUI-64", "usage", "reason / serial", "submitted by")
+    for v in views:
+        table.add_row(
+            str(v.id),
+            v.profile,
+            v.status,
+            str(v.batch_id or "-"),
+            v.eui64 or "-",
+            v.key_usage or "-",
+            v.reason or v.serial or "",
+            v.submitted_by,
+        )
+    console.print(table)
+
+
+@request_app.command("approve")
+@clean_errors
+def request_approve(request_id: int = typer.Argument(...), reason: str | None = typer.Option(None, "--reason")) -> None:
+    """Approve a held request; the CA issues it at once."""
+    view = registration().decide(OPERATOR, request_id, True, reason)
+    console.print(f"request {view.id}: {view.status}" + (f" serial {view.serial}" if view.serial else ""))
+
+
+@request_app.command("reject")
+@clean_errors
+def request_reject(request_id: int = typer.Argument(...), reason: str = typer.Option(..., "--reason")) -> None:
+    """Reject a held request, with the reason the subscriber will see."""
+    view = registration().decide(OPERATOR, request_id, False, reason)
+    console.print(f"request {view.id}: {view.status} ({view.reason})")
+
+
+batch_app = typer.Typer(help="Batches: process the queue outside the server.", no_args_is_help=True)
+
+
+@batch_app.command("process")
+@clean_errors
+def batch_process() -> None:
+    """Process every submitted batch now (what `mpki serve`'s worker does), with a progress bar."""
+    desk = registration()
+    done = 0
+    while (view := desk.process_next()) is not None:
+        done += 1
+        counts = view.as_json()["counts"]
+        console.print(f"batch {view.id}: {counts}")
+    console.print(f"{done} batch(es) processed")
