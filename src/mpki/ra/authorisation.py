@@ -70,6 +70,13 @@ POLICY: dict[Role, dict[Action, Scope]] = {
 }
 
 
+# Which roles each role may give (by creating a person or minting a token for one): never more than it holds.
+GRANTS: dict[Role, frozenset[Role]] = {
+    Role.SERVICE_ADMIN: frozenset(Role),
+    Role.RA_MANAGER: frozenset({Role.RA_AGENT, Role.AUTHORISED_SUBSCRIBER, Role.ORG_RA_OFFICER, Role.AUDITOR}),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """An authenticated actor: a person with one role, bound to an organisation for org-side roles."""
@@ -107,3 +114,9 @@ def visible_organisation(principal: Principal, action: Action) -> int | None:
     """For listings: None when the principal sees every organisation, else the one it may see."""
     scope = authorise(principal, action, principal.organisation_id)
     return None if scope is Scope.ANY else principal.organisation_id
+
+
+def authorise_grant(principal: Principal, role: Role) -> None:
+    """Refuse to let anyone hand out a role above their own."""
+    if role not in GRANTS.get(principal.role, frozenset()):
+        raise Forbidden(f"{principal.role.value} may not give the role {role.value}")

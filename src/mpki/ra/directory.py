@@ -18,7 +18,7 @@ from mpki.domain import (
     Unauthenticated,
     utcnow,
 )
-from mpki.ra.authorisation import Principal, authorise, visible_organisation
+from mpki.ra.authorisation import Principal, authorise, authorise_grant, visible_organisation
 from mpki.ra.credentials import hash_password, new_token, token_digest
 from mpki.store import (
     ApiToken,
@@ -107,6 +107,10 @@ class Directory:
             repository = OrganisationRepository(session)
             if repository.exists(name):
                 raise InvalidRequest(f"an organisation named {name!r} already exists")
+            for other in repository.all():
+                taken = set(identifiers) & set(other.eui64s.split(","))
+                if taken:
+                    raise InvalidRequest(f"EUI-64 {sorted(taken)[0]} belongs to organisation {other.name}")
             row = repository.add(
                 Organisation(
                     name=name,
@@ -173,6 +177,7 @@ class Directory:
         with self.database.transaction() as session:
             org_row = OrganisationRepository(session).by_name(organisation) if organisation else None
             authorise(principal, Action.PERSON_CREATE, org_row.id if org_row else None)
+            authorise_grant(principal, role)
             people = PersonRepository(session)
             if people.exists(email):
                 raise InvalidRequest(f"a person with email {email!r} already exists")
@@ -220,6 +225,7 @@ class Directory:
         with self.database.transaction() as session:
             person = PersonRepository(session).by_email(email.strip().lower())
             authorise(principal, Action.TOKEN_CREATE, person.organisation_id)
+            authorise_grant(principal, Role(person.role))
             TokenRepository(session).add(
                 ApiToken(person_id=person.id, token_sha256=token_digest(token), prefix=token[:12], created_at=utcnow())
             )
