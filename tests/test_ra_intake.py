@@ -10,7 +10,7 @@ from cryptography import x509
 
 from mpki.audit import verify_chain
 from mpki.ca import CertificationAuthority
-from mpki.domain import Forbidden, InvalidRequest, NotFound, Role
+from mpki.domain import Forbidden, InvalidRequest, Role
 from mpki.ra import OPERATOR, Directory, Principal
 from mpki.ra.intake import Registration
 from tests.csr_factory import corrupt_signature, device_csr, ec_key, org_csr, random_eui64
@@ -144,7 +144,7 @@ def test_listings_stay_inside_the_organisation(desk: Desk) -> None:
     ("profile", "count", "error", "message"),
     [
         ("smki-root", 1, InvalidRequest, "not requested through the RA"),
-        ("nope", 1, NotFound, "unknown profile"),
+        ("nope", 1, InvalidRequest, "unknown profile"),
         ("smki-device", 0, InvalidRequest, "at least"),
     ],
 )

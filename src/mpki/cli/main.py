@@ -74,7 +74,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
 ) -> None:
-    """Run the HTTP service (health, CA list; the rest of the API comes with the RA)."""
+    """Run the HTTP service: the REST API under /api/v1 (OpenAPI at /api/v1/openapi.json) and the batch worker."""
     import uvicorn
 
     authority().reconcile(actor="mpki-serve")

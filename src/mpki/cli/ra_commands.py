@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from mpki.ca.runtime import open_database
-from mpki.cli.context import authority, clean_errors, console, fail, settings
+from mpki.cli.context import authority, clean_errors, console, errors, fail, settings
 from mpki.domain import OrgStatus, Role
 from mpki.ra import OPERATOR, Directory
 from mpki.ra.intake import Registration
@@ -107,7 +107,7 @@ def token_create(email: str = typer.Argument(..., help="Whose token.")) -> None:
     """Create an API token; it is printed once and stored only as a hash."""
     token = directory().create_token(OPERATOR, email)
     print(token)
-    console.print("store it now: it is shown only once", style="yellow")
+    errors.print("store it now: it is shown only once", style="yellow")
 
 
 request_app = typer.Typer(help="Certificate requests: list, approve, reject.", no_args_is_help=True)

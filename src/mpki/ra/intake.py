@@ -8,7 +8,9 @@ certified is rejected. The checks run set-based over the whole batch, a chunk at
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 
 from mpki.audit import AuditRecord, append
 from mpki.ca import CertificationAuthority, IssuanceOrder
-from mpki.domain import Action, Forbidden, InvalidRequest, MpkiError, utcnow
+from mpki.domain import Action, Forbidden, InvalidRequest, MpkiError, NotFound, utcnow
 from mpki.profiles import CheckedRequest, check_csr, get_profile, load_csr
 from mpki.ra.authorisation import Principal, authorise, visible_organisation
 from mpki.ra.views import BatchView, RequestView
@@ -35,6 +37,8 @@ SUBSCRIBER_PROFILES = ("smki-device", "smki-org", "tls-server", "tls-client")
 # Device certificates from an organisation's own people approve themselves; the rest wait for an agent.
 AUTO_APPROVED = {"smki-device"}
 CHUNK = 2_000
+# A batch still "processing" this long after its worker claimed it was left by a worker that stopped.
+STALE_AFTER = dt.timedelta(minutes=10)
 
 Progress = Callable[[int, int], None]
 
@@ -77,7 +81,10 @@ class Registration:
     ) -> BatchView:
         """Store the batch and its items; processing happens in `process_batch` (a worker)."""
         if profile not in SUBSCRIBER_PROFILES:
-            get_profile(profile)
+            try:
+                get_profile(profile)
+            except NotFound as error:
+                raise InvalidRequest(str(error)) from None
             raise InvalidRequest(f"profile {profile} is not requested through the RA")
         if not csrs:
             raise InvalidRequest("a batch needs at least one CSR")
@@ -134,11 +141,28 @@ class Registration:
 
     def process_next(self) -> BatchView | None:
         """Claim the oldest submitted batch and process it; None when there is nothing to do."""
+        now = utcnow()
         with self.database.transaction() as session:
-            batch_id = BatchRepository(session).claim_next(utcnow())
-        return None if batch_id is None else self.process_batch(batch_id)
+            batch_id = BatchRepository(session).claim_next(now, now - STALE_AFTER)
+        return None if batch_id is None else self._process_claimed(batch_id)
 
-    def process_batch(self, batch_id: int, progress: Progress | None = None) -> BatchView:
+    def process_batch(self, batch_id: int, progress: Progress | None = None, wait: float = 120.0) -> BatchView:
+        """Process one batch now; if another worker claimed it first, wait for that worker to finish."""
+        now = utcnow()
+        with self.database.transaction() as session:
+            claimed = BatchRepository(session).claim(batch_id, now, now - STALE_AFTER)
+        if claimed:
+            return self._process_claimed(batch_id, progress)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            with self.database.reader() as session:
+                row = BatchRepository(session).by_id(batch_id)
+                if row.status == "completed":
+                    return BatchView.of(row)
+            time.sleep(0.05)
+        raise InvalidRequest(f"batch {batch_id} is still being processed by another worker")
+
+    def _process_claimed(self, batch_id: int, progress: Progress | None = None) -> BatchView:
         with self.database.reader() as session:
             batch = BatchRepository(session).by_id(batch_id)
             org = OrganisationRepository(session).by_id(batch.organisation_id) if batch.organisation_id else None

@@ -273,18 +273,30 @@ class BatchRepository:
             raise NotFound(f"no batch {batch_id}")
         return found
 
-    def claim_next(self, at: dt.datetime) -> int | None:
-        """Take the oldest submitted batch for processing; safe when several workers race for it."""
-        candidate = self.session.scalar(select(Batch.id).where(Batch.status == "submitted").order_by(Batch.id).limit(1))
+    def claim_next(self, at: dt.datetime, stale_before: dt.datetime) -> int | None:
+        """Take the oldest submitted batch (or one whose worker stopped before `stale_before`)."""
+        candidate = self.session.scalar(
+            select(Batch.id)
+            .where((Batch.status == "submitted") | ((Batch.status == "processing") & (Batch.started_at < stale_before)))
+            .order_by(Batch.id)
+            .limit(1)
+        )
         if candidate is None:
             return None
+        return candidate if self.claim(candidate, at, stale_before) else None
+
+    def claim(self, batch_id: int, at: dt.datetime, stale_before: dt.datetime) -> bool:
+        """Atomically move one batch to processing; False when another worker holds it."""
         result = self.session.execute(
             update(Batch)
-            .where(Batch.id == candidate, Batch.status == "submitted")
+            .where(
+                Batch.id == batch_id,
+                (Batch.status == "submitted") | ((Batch.status == "processing") & (Batch.started_at < stale_before)),
+            )
             .values(status="processing", started_at=at)
             .execution_options(synchronize_session=False)
         )
-        return candidate if int(getattr(result, "rowcount", 0) or 0) == 1 else None
+        return int(getattr(result, "rowcount", 0) or 0) == 1
 
     def search(self, organisation_id: int | None, after_id: int = 0, limit: int = 100) -> Sequence[Batch]:
         query = select(Batch).where(Batch.id > after_id)

@@ -2,48 +2,65 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from mpki import __version__
 from mpki.ca import CertificationAuthority
-from mpki.domain import InvalidRequest, MpkiError, NotFound
+from mpki.ra import Directory
+from mpki.ra.intake import Registration
+from mpki.web import problems
+from mpki.web.api import Services, router
+from mpki.web.limits import BodyLimit
+from mpki.web.problems import PROBLEM, problem
+from mpki.web.worker import BatchWorker
 
-PROBLEM = "application/problem+json"
+__all__ = ["PROBLEM", "create_app", "problem"]
 
 
-def problem(status: int, title: str, detail: str) -> JSONResponse:
-    return JSONResponse(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail},
-        status_code=status,
-        media_type=PROBLEM,
+def create_app(authority: CertificationAuthority, *, start_worker: bool = True) -> FastAPI:
+    """The app for one installation. With `start_worker` a thread processes submitted batches for as
+    long as the app runs (started and stopped by the lifespan)."""
+    registration = Registration(authority.database, authority)
+    worker = BatchWorker(registration)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if start_worker:
+            worker.start()
+        try:
+            yield
+        finally:
+            worker.stop()
+
+    app = FastAPI(
+        title="mpki",
+        version=__version__,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
     )
+    app.state.services = Services(authority, Directory(authority.database), registration)
+    app.state.worker = worker
+    problems.install(app)
+    app.add_middleware(BodyLimit)
 
-
-def create_app(authority: CertificationAuthority) -> FastAPI:
-    app = FastAPI(title="mpki", version=__version__, openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs")
-
-    @app.exception_handler(MpkiError)
-    async def _mpki_error(_request: Request, error: MpkiError) -> JSONResponse:
-        if isinstance(error, NotFound):
-            return problem(404, "Not Found", str(error))
-        if isinstance(error, InvalidRequest):
-            return problem(400, "Bad Request", str(error))
-        return problem(500, "Internal Error", str(error))
-
-    @app.get("/healthz")
+    @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, Any]:
         cas = authority.list_cas()
         return {"status": "ok", "version": __version__, "cas": len(cas)}
 
-    @app.get("/api/v1/cas")
+    @app.get("/api/v1/cas", tags=["service"], responses=problems.documented(404))
     def list_cas() -> list[dict[str, object]]:
         return [view.as_json() for view in authority.list_cas()]
 
-    @app.get("/api/v1/cas/{name}")
+    @app.get("/api/v1/cas/{name}", tags=["service"], responses=problems.documented(404))
     def get_ca(name: str) -> dict[str, object]:
         return authority.get_ca(name).as_json()
 
+    app.include_router(router)
     return app

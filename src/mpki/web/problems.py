@@ -1,0 +1,103 @@
+"""RFC 9457 problem details: every error the API returns is `application/problem+json`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mpki.domain import Forbidden, InvalidRequest, MpkiError, NotFound, Unauthenticated
+
+PROBLEM = "application/problem+json"
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    500: "Internal Server Error",
+}
+BEARER = {"WWW-Authenticate": "Bearer"}
+
+_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for problem answers."""
+    return {
+        status: {"description": TITLES.get(status, "Error"), "content": {PROBLEM: {"schema": _SCHEMA}}}
+        for status in statuses
+    }
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status}
+    body["detail"] = detail
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _status_of(error: MpkiError) -> int:
+    if isinstance(error, Unauthenticated):
+        return 401
+    if isinstance(error, Forbidden):
+        return 403
+    if isinstance(error, NotFound):
+        return 404
+    if isinstance(error, InvalidRequest):
+        return 400
+    return 500
+
+
+def _plain(errors: list[Any]) -> list[dict[str, Any]]:
+    """Validation errors without the echoed input (it may be megabytes of CSRs) or exception objects."""
+    return [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in errors
+    ]
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(MpkiError)
+    async def _mpki_error(_request: Request, error: MpkiError) -> JSONResponse:
+        status = _status_of(error)
+        return problem(status, str(error), headers=BEARER if status == 401 else None)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = _plain(list(error.errors()))
+        if any(e["type"] == "json_invalid" for e in errors):
+            return problem(400, "the request body is not valid JSON", errors=errors)
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(part) for part in first["loc"])
+        return problem(422, f"{where}: {first['msg']}" if where else str(first["msg"]), errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        headers = dict(error.headers or {})
+        if error.status_code == 401:
+            headers.update(BEARER)
+        return problem(error.status_code, str(error.detail), headers=headers or None)
