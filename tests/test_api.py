@@ -142,6 +142,8 @@ def test_batch_submit_process_view_and_pickup(world: World) -> None:
     assert [item["item"] for item in body["items"]] == [0, 1, 2, 3, 4]
     assert [item["status"] for item in body["items"]] == ["issued"] * 4 + ["rejected"]
     assert body["items"][4]["reason"] and body["items"][0]["serial"]
+    status_only = world.call("subscriber-A", "GET", f"/api/v1/batches/{batch_id}?items=false").json()
+    assert status_only["items"] is None and status_only["counts"] == body["counts"]
     bundle = world.call("subscriber-A", "GET", f"/api/v1/batches/{batch_id}/certificates")
     assert bundle.status_code == 200 and bundle.headers["content-type"].startswith("application/pem-certificate-chain")
     assert len(x509.load_pem_x509_certificates(bundle.content)) == 4

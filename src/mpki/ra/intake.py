@@ -391,6 +391,13 @@ class Registration:
             )
             return [RequestView.of(row) for row in rows]
 
+    def batch_status(self, principal: Principal, batch_id: int) -> BatchView:
+        """Status, counts and timeline only: cheap enough to poll."""
+        with self.database.reader() as session:
+            row = BatchRepository(session).by_id(batch_id)
+            authorise(principal, Action.REQUEST_VIEW, row.organisation_id)
+            return BatchView.of(row)
+
     def batch(self, principal: Principal, batch_id: int) -> tuple[BatchView, list[RequestView]]:
         with self.database.reader() as session:
             row = BatchRepository(session).by_id(batch_id)

@@ -161,13 +161,20 @@ def list_batches(who: Who, svc: Svc, after: After = 0, limit: Limit = 100) -> di
 
 
 @router.get("/batches/{batch_id}", tags=["batches"])
-def get_batch(batch_id: Id, who: Who, svc: Svc) -> dict[str, Any]:
-    """The batch's status, counts and timeline, and every item's result."""
-    view, items = svc.registration.batch(who, batch_id)
+def get_batch(
+    batch_id: Id,
+    who: Who,
+    svc: Svc,
+    items: Annotated[bool, Query(description="Include every item's result (false: status and counts only)")] = True,
+) -> dict[str, Any]:
+    """The batch's status, counts and timeline, and (unless items=false) every item's result."""
+    if not items:
+        return svc.registration.batch_status(who, batch_id).as_json() | {"items": None}
+    view, results = svc.registration.batch(who, batch_id)
     return view.as_json() | {
         "items": [
             {"item": i.item_index, "request": i.id, "status": i.status, "reason": i.reason, "serial": i.serial}
-            for i in items
+            for i in results
         ]
     }
 
