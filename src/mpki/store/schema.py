@@ -117,6 +117,9 @@ class CertificateRequest(Base):
     hold_reason: Mapped[str | None] = mapped_column(Text)
     issued_at: Mapped[dt.datetime | None]
     certificate_serial: Mapped[str | None] = mapped_column(String(40))
+    first_approved_by: Mapped[str | None] = mapped_column(String(256))
+    # Renewal, re-key and update name the certificate they replace.
+    replaces_serial: Mapped[str | None] = mapped_column(String(40))
 
 
 class IssuedCertificate(Base):
@@ -186,6 +189,8 @@ class Organisation(Base):
     eui64s: Mapped[str] = mapped_column(Text, default="")  # comma-separated 16-hex-digit identifiers
     roles: Mapped[str] = mapped_column(String(64), default="")  # comma-separated two-hex-digit role codes
     status: Mapped[str] = mapped_column(String(16))
+    # JSON {profile: "auto" | "review" | "dual"}; profiles not named follow the service default.
+    approval_policy: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime]
 
 
