@@ -417,6 +417,34 @@ class CertificationAuthority:
             row = CertificateRepository(session).by_serial(text, ca_id)
             return issued_view(row, CaRepository(session).by_id(row.ca_id))
 
+    def certificate_record(self, serial: str) -> tuple[IssuedView, int | None, str]:
+        """A certificate with the request it was issued for and its public key's SHA-256."""
+        text = _format_serial(parse_serial(serial))
+        with self.database.reader() as session:
+            row = CertificateRepository(session).by_serial(text)
+            return issued_view(row, CaRepository(session).by_id(row.ca_id)), row.request_id, row.public_key_sha256
+
+    def supersede(self, serial: str, *, by_serial: str, actor: str) -> None:
+        """Mark a certificate superseded by its renewal, re-key or update (it stays valid until revoked)."""
+        with self.database.transaction() as session:
+            certificates = CertificateRepository(session)
+            row = certificates.by_serial(serial)
+            if row.status != CertificateStatus.ISSUED.value:
+                raise InvalidRequest(f"certificate {serial} is {row.status}, not issued")
+            certificates.set_status([row.id], CertificateStatus.SUPERSEDED.value)
+            append(
+                session,
+                [
+                    AuditRecord(
+                        action="certificate.superseded",
+                        actor=actor,
+                        ca=CaRepository(session).by_id(row.ca_id).name,
+                        serial=serial,
+                        details={"superseded_by": by_serial},
+                    )
+                ],
+            )
+
     def certificates_for_requests(self, request_ids: Sequence[int]) -> dict[int, bytes]:
         """DER of the certificates issued for these requests, by request id."""
         with self.database.reader() as session:

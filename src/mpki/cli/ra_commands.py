@@ -71,6 +71,18 @@ def org_activate(name: str) -> None:
     console.print(f"organisation {name} active")
 
 
+@org_app.command("policy")
+@clean_errors
+def org_policy(
+    name: str = typer.Argument(...),
+    profile: str = typer.Option(..., "--profile", help="smki-device, smki-org, tls-server or tls-client."),
+    rule: str = typer.Option(..., "--rule", help="auto, review (one RA agent) or dual (two different agents)."),
+) -> None:
+    """Set how an organisation's requests for a profile are approved."""
+    rules = directory().set_approval_rule(OPERATOR, name, profile, rule)
+    console.print(f"{name}: " + ", ".join(f"{p}={r}" for p, r in sorted(rules.items())))
+
+
 @user_app.command("create")
 @clean_errors
 def user_create(

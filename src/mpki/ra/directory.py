@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from mpki.domain import (
     utcnow,
 )
 from mpki.ra.authorisation import Principal, authorise, authorise_grant, visible_organisation
+from mpki.ra.client_certificates import ClientCertificates
 from mpki.ra.credentials import hash_password, new_token, token_digest
 from mpki.store import (
     ApiToken,
@@ -80,8 +82,8 @@ def _org_view(row: Organisation) -> OrganisationView:
     )
 
 
-class Directory:
-    """The RA's record of who is who."""
+class Directory(ClientCertificates):
+    """The RA's record of who is who (client-certificate credentials: `ClientCertificates`)."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -148,6 +150,30 @@ class Directory:
                 ],
             )
             return _org_view(row)
+
+    def set_approval_rule(self, principal: Principal, name: str, profile: str, rule: str) -> dict[str, str]:
+        """How requests of `profile` from this organisation are approved: auto, review or dual (two agents)."""
+        if rule not in ("auto", "review", "dual"):
+            raise InvalidRequest("an approval rule is auto, review or dual")
+        if profile not in ("smki-device", "smki-org", "tls-server", "tls-client"):
+            raise InvalidRequest(f"profile {profile!r} is not requested through the RA")
+        with self.database.transaction() as session:
+            row = OrganisationRepository(session).by_name(name)
+            authorise(principal, Action.ORG_UPDATE, row.id)
+            rules = json.loads(row.approval_policy) if row.approval_policy else {}
+            rules[profile] = rule
+            row.approval_policy = json.dumps(rules, sort_keys=True)
+            append(
+                session,
+                [
+                    AuditRecord(
+                        action="organisation.approval_rule_changed",
+                        actor=principal.actor,
+                        details={"organisation": name, "profile": profile, "rule": rule},
+                    )
+                ],
+            )
+            return dict(rules)
 
     def organisations(self, principal: Principal) -> list[OrganisationView]:
         only = visible_organisation(principal, Action.ORG_VIEW)

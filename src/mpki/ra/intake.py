@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,9 @@ from mpki.store import (
 MAX_BATCH = 50_000
 SUBSCRIBER_PROFILES = ("smki-device", "smki-org", "tls-server", "tls-client")
 # Device certificates from an organisation's own people approve themselves; the rest wait for an agent.
-AUTO_APPROVED = {"smki-device"}
+DEFAULT_APPROVAL = {"smki-device": "auto"}  # every other profile: "review"
+APPROVAL_RULES = ("auto", "review", "dual")
+KINDS = ("new", "renewal", "rekey", "update")
 CHUNK = 2_000
 # A batch still "processing" this long after its worker claimed it was left by a worker that stopped.
 STALE_AFTER = dt.timedelta(minutes=10)
@@ -77,9 +80,26 @@ class Registration:
             return row
 
     def submit_batch(
-        self, principal: Principal, profile: str, csrs: Sequence[bytes], organisation: str | None = None
+        self,
+        principal: Principal,
+        profile: str,
+        csrs: Sequence[bytes],
+        organisation: str | None = None,
+        *,
+        kind: str = "new",
+        replaces: str | None = None,
     ) -> BatchView:
-        """Store the batch and its items; processing happens in `process_batch` (a worker)."""
+        """Store the batch and its items; processing happens in `process_batch` (a worker).
+
+        `kind` renewal (same key), rekey (new key, same identity) or update (changed attributes, always
+        reviewed) names the certificate it `replaces`; those go one CSR at a time.
+        """
+        if kind not in KINDS:
+            raise InvalidRequest(f"kind must be one of {', '.join(KINDS)}")
+        if (kind == "new") != (replaces is None):
+            raise InvalidRequest("renewal, rekey and update name the certificate they replace; new requests do not")
+        if kind != "new" and len(csrs) != 1:
+            raise InvalidRequest(f"a {kind} replaces one certificate: submit one CSR")
         if profile not in SUBSCRIBER_PROFILES:
             try:
                 get_profile(profile)
@@ -119,7 +139,8 @@ class Registration:
                         "organisation_id": org.id,
                         "batch_id": batch.id,
                         "item_index": index,
-                        "kind": "new",
+                        "kind": kind,
+                        "replaces_serial": replaces.lower() if replaces else None,
                     }
                     for index, csr in enumerate(csrs)
                 ]
@@ -166,17 +187,15 @@ class Registration:
         with self.database.reader() as session:
             batch = BatchRepository(session).by_id(batch_id)
             org = OrganisationRepository(session).by_id(batch.organisation_id) if batch.organisation_id else None
-            items = [
-                (row.id, row.item_index or 0, row.csr_der, row.submitted_by)
-                for row in RequestRepository(session).for_batch(batch_id)
-                if row.status == "submitted"
-            ]
+            rows = [row for row in RequestRepository(session).for_batch(batch_id) if row.status == "submitted"]
+            items = [(row.id, row.item_index or 0, row.csr_der, row.submitted_by) for row in rows]
+            replacing = {row.id: (row.kind, row.replaces_serial) for row in rows if row.replaces_serial}
             profile_name, size = batch.profile, batch.size
         if org is None:
             raise InvalidRequest(f"batch {batch_id} has no organisation")
         seen = _Seen()
         for start in range(0, len(items), CHUNK):
-            self._process_chunk(batch_id, profile_name, org, items[start : start + CHUNK], seen)
+            self._process_chunk(batch_id, profile_name, org, items[start : start + CHUNK], seen, replacing)
             if progress:
                 progress(min(start + CHUNK, len(items)), size)
         with self.database.transaction() as session:
@@ -206,7 +225,13 @@ class Registration:
         return checked
 
     def _process_chunk(
-        self, batch_id: int, profile_name: str, org: Organisation, items: list[tuple[int, int, bytes, str]], seen: _Seen
+        self,
+        batch_id: int,
+        profile_name: str,
+        org: Organisation,
+        items: list[tuple[int, int, bytes, str]],
+        seen: _Seen,
+        replacing: dict[int, tuple[str, str]],
     ) -> None:
         now = utcnow()
         outcome: dict[int, dict[str, Any]] = {}
@@ -226,6 +251,7 @@ class Registration:
             requests = RequestRepository(session)
             certified = requests.certified_keys(set(digests.values()))
             open_pairs = requests.open_identities(set(pairs.values()), exclude_batch=batch_id)
+        rule = approval_rule(org, profile_name)
         for request_id, checked in checked_by_id.items():
             digest = digests[request_id]
             identity = {
@@ -233,16 +259,21 @@ class Registration:
                 "key_usage": checked.key_usage.value if checked.key_usage else None,
                 "public_key_sha256": digest,
             }
-            if digest in certified or digest in seen.keys:
-                outcome[request_id] = {
-                    "status": "rejected",
-                    "reason": "this public key is already certified",
-                    **identity,
-                }
+            kind, replaced = replacing.get(request_id, ("new", ""))
+            replaced_pair: tuple[str, str] | None = None
+            if kind != "new":
+                try:
+                    replaced_pair = self._check_replacement(kind, replaced, profile_name, org, checked, digest)
+                except MpkiError as error:
+                    outcome[request_id] = {"status": "rejected", "reason": str(error), **identity}
+                    continue
+            if kind != "renewal" and (digest in certified or digest in seen.keys):
+                reason = "this public key is already certified"
+                outcome[request_id] = {"status": "rejected", "reason": reason, **identity}
                 continue
             seen.keys.add(digest)
             pair = pairs.get(request_id)
-            if pair is not None and (pair in open_pairs or pair in seen.pairs):
+            if pair is not None and pair != replaced_pair and (pair in open_pairs or pair in seen.pairs):
                 outcome[request_id] = {
                     "status": "pending",
                     **identity,
@@ -254,10 +285,17 @@ class Registration:
                 continue
             if pair is not None:
                 seen.pairs.add(pair)
-            if profile_name in AUTO_APPROVED:
+            if kind == "update":
+                outcome[request_id] = {
+                    "status": "pending",
+                    "hold_reason": "an update changes attributes: RA review",
+                    **identity,
+                }
+            elif rule == "auto":
                 outcome[request_id] = {"status": "approved", "decided_by": "policy:auto-approve", **identity}
             else:
-                outcome[request_id] = {"status": "pending", "hold_reason": "awaiting RA agent approval", **identity}
+                waiting = "awaiting two RA approvals" if rule == "dual" else "awaiting RA agent approval"
+                outcome[request_id] = {"status": "pending", "hold_reason": waiting, **identity}
         approved = [rid for rid, o in outcome.items() if o["status"] == "approved"]
         csr_by_id = {rid: csr for rid, _, csr, _ in items}
         submitter = {rid: who for rid, _, _, who in items}
@@ -265,11 +303,7 @@ class Registration:
         with self.database.transaction() as session:
             RequestRepository(session).update_many(
                 [
-                    {
-                        "id": rid,
-                        **{k: v for k, v in o.items()},
-                        **({"decided_at": now} if o["status"] != "pending" else {}),
-                    }
+                    {"id": rid, **o, **({"decided_at": now} if o["status"] != "pending" else {})}
                     for rid, o in outcome.items()
                 ]
             )
@@ -291,7 +325,8 @@ class Registration:
                 ],
                 at=now,
             )
-        issued = self._issue(approved, csr_by_id, profile_name, actor="policy:auto-approve")
+        replaces = {rid: replacing[rid][1] for rid in approved if rid in replacing}
+        issued = self._issue(approved, csr_by_id, profile_name, "policy:auto-approve", replaces)
         counts = {
             "rejected": sum(1 for o in outcome.values() if o["status"] == "rejected"),
             "held": sum(1 for o in outcome.values() if o["status"] == "pending"),
@@ -304,44 +339,117 @@ class Registration:
             row.held += counts["held"]
             row.issued += issued
 
-    def _issue(self, request_ids: list[int], csr_by_id: dict[int, bytes], profile: str, actor: str) -> int:
-        """Hand approved requests to the CA; returns how many were issued (the rest are marked failed)."""
+    def _check_replacement(
+        self, kind: str, serial: str, profile_name: str, org: Organisation, checked: CheckedRequest, digest: str
+    ) -> tuple[str, str] | None:
+        """Renewal, re-key and update replace a live certificate of the same organisation and profile."""
+        old, old_request, old_key = self.authority.certificate_record(serial)
+        if old.status != "issued":
+            raise InvalidRequest(f"certificate {serial} is {old.status}; only a live certificate can be replaced")
+        owner = self._organisation_of_request(old_request)
+        if owner != org.id:
+            raise InvalidRequest(f"certificate {serial} was not issued to {org.name}")
+        if old.profile != profile_name:
+            raise InvalidRequest(f"certificate {serial} is a {old.profile} certificate, not {profile_name}")
+        same_identity = (old.eui64, old.key_usage, old.subject) == (
+            checked.eui64.hex if checked.eui64 else None,
+            checked.key_usage.value if checked.key_usage else None,
+            checked.subject_text,
+        )
+        if kind in ("renewal", "rekey") and not same_identity:
+            raise InvalidRequest(f"a {kind} keeps the identity of certificate {serial}; use update to change it")
+        if kind == "renewal":
+            if profile_name == "smki-device":
+                raise InvalidRequest("device certificates never expire: re-key instead of renewing")
+            if digest != old_key:
+                raise InvalidRequest("a renewal keeps the certified key; use rekey for a new key")
+        if kind == "rekey" and digest == old_key:
+            raise InvalidRequest("a re-key needs a new key")
+        if old.eui64 and old.key_usage:
+            return (old.eui64, old.key_usage)
+        return None
+
+    def _organisation_of_request(self, request_id: int | None) -> int | None:
+        if request_id is None:
+            return None
+        with self.database.reader() as session:
+            return RequestRepository(session).by_id(request_id).organisation_id
+
+    def _issue(
+        self,
+        request_ids: list[int],
+        csr_by_id: dict[int, bytes],
+        profile: str,
+        actor: str,
+        replaces: dict[int, str] | None = None,
+    ) -> int:
+        """Hand approved requests to the CA; returns how many were issued (the rest are marked failed).
+
+        A certificate that a renewal, re-key or update replaces is marked superseded once its successor exists.
+        """
         if not request_ids:
             return 0
         orders = [IssuanceOrder(profile, csr_by_id[rid], approved_by=actor, request_id=rid) for rid in request_ids]
         results = self.authority.issue_many(orders, actor=actor)
         now = utcnow()
-        changes = []
+        changes: list[dict[str, Any]] = []
+        successors: dict[int, str] = {}
         for rid, result in zip(request_ids, results, strict=True):
             if result.certificate is not None:
-                changes.append(
-                    {"id": rid, "status": "issued", "issued_at": now, "certificate_serial": result.certificate.serial}
-                )
+                successors[rid] = result.certificate.serial
+                changes.append({"id": rid, "status": "issued", "issued_at": now, "certificate_serial": successors[rid]})
             else:
                 changes.append({"id": rid, "status": "failed", "reason": result.error})
         with self.database.transaction() as session:
             RequestRepository(session).update_many(changes)
-        return sum(1 for c in changes if c["status"] == "issued")
+        for rid, new_serial in successors.items():
+            old = (replaces or {}).get(rid)
+            if old:
+                self.authority.supersede(old, by_serial=new_serial, actor=actor)
+        return len(successors)
 
     # ----- decisions ----------------------------------------------------------------------------
 
     def decide(self, principal: Principal, request_id: int, approve: bool, reason: str | None = None) -> RequestView:
-        """An RA agent (or the organisation's RA officer) approves or rejects a held request."""
+        """An RA agent (or the organisation's RA officer) approves or rejects a held request.
+
+        Under a `dual` rule the first approval is recorded and the request waits for a second, different
+        approver; the submitter may never approve their own request.
+        """
         with self.database.reader() as session:
             row = RequestRepository(session).by_id(request_id)
             authorise(principal, Action.REQUEST_DECIDE, row.organisation_id)
-            status, submitted_by, csr, profile = row.status, row.submitted_by, row.csr_der, row.profile
+            org = OrganisationRepository(session).by_id(row.organisation_id) if row.organisation_id else None
+            status, submitted_by, first = row.status, row.submitted_by, row.first_approved_by
         if status != "pending":
             raise InvalidRequest(f"request {request_id} is {status}, not pending review")
         if submitted_by == principal.actor:
             raise Forbidden("dual control: the approver must not be the submitter")
         if not approve and not (reason and reason.strip()):
             raise InvalidRequest("a rejection needs a reason")
+        dual = org is not None and approval_rule(org, row.profile) == "dual"
+        if approve and dual and first == principal.actor:
+            raise Forbidden("dual control: a second, different approver is needed")
         now = utcnow()
         with self.database.transaction() as session:
             row = RequestRepository(session).by_id(request_id)
             if row.status != "pending":
                 raise InvalidRequest(f"request {request_id} is {row.status}, not pending review")
+            if approve and dual and row.first_approved_by is None:
+                row.first_approved_by = principal.actor
+                row.hold_reason = f"first approval by {principal.actor}; awaiting a second approver"
+                append(
+                    session,
+                    [
+                        AuditRecord(
+                            action="request.first_approval",
+                            actor=principal.actor,
+                            request_id=request_id,
+                            details={"reason": reason},
+                        )
+                    ],
+                )
+                return RequestView.of(row)
             row.status = "approved" if approve else "rejected"
             row.decided_by = principal.actor
             row.decided_at = now
@@ -357,17 +465,19 @@ class Registration:
                     )
                 ],
             )
+            csr, profile, batch_id, replaced = row.csr_der, row.profile, row.batch_id, row.replaces_serial
         if approve:
-            issued = self._issue([request_id], {request_id: csr}, profile, actor=principal.actor)
-            if row.batch_id is not None:
+            replaces = {request_id: replaced} if replaced else None
+            issued = self._issue([request_id], {request_id: csr}, profile, principal.actor, replaces)
+            if batch_id is not None:
                 with self.database.transaction() as session:
-                    batch = BatchRepository(session).by_id(row.batch_id)
+                    batch = BatchRepository(session).by_id(batch_id)
                     batch.held -= 1
                     batch.issued += issued
                     batch.rejected += 1 - issued
-        elif row.batch_id is not None:
+        elif batch_id is not None:
             with self.database.transaction() as session:
-                batch = BatchRepository(session).by_id(row.batch_id)
+                batch = BatchRepository(session).by_id(batch_id)
                 batch.held -= 1
                 batch.rejected += 1
                 batch.accepted -= 1
@@ -415,3 +525,13 @@ class Registration:
         _, items = self.batch(principal, batch_id)
         by_request = self.authority.certificates_for_requests([item.id for item in items if item.serial])
         return [by_request[item.id] for item in items if item.id in by_request]
+
+
+def approval_rule(org: Organisation, profile: str) -> str:
+    """auto, review or dual: the organisation's rule for the profile, else the service default."""
+    try:
+        rules = json.loads(org.approval_policy) if org.approval_policy else {}
+    except ValueError:
+        rules = {}
+    rule = rules.get(profile) if isinstance(rules, dict) else None
+    return str(rule) if rule in APPROVAL_RULES else DEFAULT_APPROVAL.get(profile, "review")

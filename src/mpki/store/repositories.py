@@ -160,6 +160,15 @@ class CertificateRepository:
     def count(self) -> int:
         return int(self.session.scalar(select(func.count()).select_from(IssuedCertificate)) or 0)
 
+    def set_status(self, ids: Sequence[int], status: str) -> None:
+        if ids:
+            self.session.execute(
+                update(IssuedCertificate)
+                .where(IssuedCertificate.id.in_(list(ids)))
+                .values(status=status)
+                .execution_options(synchronize_session=False)
+            )
+
     def der_for_requests(self, request_ids: Sequence[int]) -> dict[int, bytes]:
         found: dict[int, bytes] = {}
         for start in range(0, len(request_ids), 500):
