@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -73,13 +75,48 @@ def init(dev: bool = typer.Option(False, "--dev", help="Create the insecure deve
 def serve(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
+    tls_cert: Path | None = typer.Option(None, "--tls-cert", help="Serve HTTPS with this certificate (PEM chain)."),
+    tls_key: Path | None = typer.Option(None, "--tls-key", help="The TLS certificate's private key (PEM)."),
+    client_ca: Path | None = typer.Option(
+        None,
+        "--client-ca",
+        help="Ask for client certificates issued under these CAs (PEM bundle); registered ones authenticate "
+        "API callers (`mpki user cert`). Optional for callers: bearer tokens still work.",
+    ),
 ) -> None:
-    """Run the HTTP service: the REST API under /api/v1 (OpenAPI at /api/v1/openapi.json) and the batch worker."""
+    """Run the HTTP service: the REST API under /api/v1 (OpenAPI at /api/v1/openapi.json) and the batch worker.
+
+    Behind a TLS-terminating proxy, list the proxy's addresses in MPKI_TRUSTED_PROXIES to accept the client
+    certificate it forwards in an RFC 9440 Client-Cert header."""
+    import ssl
+
     import uvicorn
 
+    if (tls_cert is None) != (tls_key is None):
+        raise fail("--tls-cert and --tls-key go together")
+    if client_ca is not None and tls_cert is None:
+        raise fail("--client-ca needs --tls-cert and --tls-key: client certificates come with TLS")
+    for option, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key), ("--client-ca", client_ca)):
+        if path is not None and not path.is_file():
+            raise fail(f"{option}: no such file: {path}")
+    options: dict[str, Any] = {}
+    if tls_cert is not None:
+        options |= {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)}
+    if client_ca is not None:
+        # CERT_OPTIONAL: a presented certificate must chain to client_ca; callers without one use tokens.
+        # uvicorn does not pass the certificate on; this protocol puts it into the request scope.
+        options |= {
+            "ssl_ca_certs": str(client_ca),
+            "ssl_cert_reqs": ssl.CERT_OPTIONAL,
+            "http": "mpki.web.clientcert:ClientCertH11Protocol",
+        }
+    if os.environ.get("MPKI_TRUSTED_PROXIES", "").strip():
+        # The Client-Cert header is believed by the proxy's own address: keep uvicorn from replacing the
+        # client address with X-Forwarded-For.
+        options["proxy_headers"] = False
     authority().reconcile(actor="mpki-serve")
     # By import string, so the web room stays a sibling of the CLI and uvicorn can run workers.
-    uvicorn.run("mpki.web.asgi:application", factory=True, host=host, port=port, log_level="info")
+    uvicorn.run("mpki.web.asgi:application", factory=True, host=host, port=port, log_level="info", **options)
 
 
 if __name__ == "__main__":

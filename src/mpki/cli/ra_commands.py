@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import typer
 from rich.table import Table
@@ -187,3 +188,16 @@ def batch_process() -> None:
         counts = view.as_json()["counts"]
         console.print(f"batch {view.id}: {counts}")
     console.print(f"{done} batch(es) processed")
+
+
+@user_app.command("cert")
+@clean_errors
+def user_cert(
+    email: str = typer.Argument(..., help="Whose certificate."),
+    cert: Path = typer.Option(..., "--cert", help="The person's client certificate, PEM or DER."),
+) -> None:
+    """Register a client certificate the person may authenticate to the API with (instead of a token)."""
+    if not cert.is_file():
+        raise fail(f"no such certificate file: {cert}")
+    fingerprint = directory().register_client_certificate(OPERATOR, email, cert.read_bytes())
+    console.print(f"{email.strip().lower()}: client certificate sha256 {fingerprint} registered")

@@ -1,5 +1,6 @@
 """Storage: the SQLAlchemy schema, Alembic migrations and repositories. All SQL lives here."""
 
+from mpki.store.client_certificates import ClientCertificateRepository
 from mpki.store.db import Database
 from mpki.store.migrate import is_current, upgrade, wipe
 from mpki.store.repositories import (
@@ -21,6 +22,7 @@ from mpki.store.schema import (
     Batch,
     CertificateAuthority,
     CertificateRequest,
+    ClientCertificate,
     IssuedCertificate,
     Organisation,
     Person,
@@ -39,6 +41,8 @@ __all__ = [
     "CertificateAuthority",
     "CertificateRepository",
     "CertificateRequest",
+    "ClientCertificate",
+    "ClientCertificateRepository",
     "Database",
     "IssuedCertificate",
     "Organisation",

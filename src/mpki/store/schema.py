@@ -220,3 +220,19 @@ class ApiToken(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[dt.datetime]
     revoked_at: Mapped[dt.datetime | None]
+
+
+class ClientCertificate(Base):
+    """A client certificate a person authenticates with, found by the SHA-256 of its DER (pinned, not just
+    chained: the TLS layer or the trusted proxy checks the chain, this table says whose it is)."""
+
+    __tablename__ = "client_certificates"
+    __table_args__ = (Index(None, "person_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    fingerprint_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    subject: Mapped[str] = mapped_column(String(512))
+    not_after: Mapped[dt.datetime]
+    created_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]

@@ -21,6 +21,7 @@ from mpki.ra.authorisation import visible_organisation
 from mpki.ra.intake import Registration
 from mpki.ra.views import RequestView
 from mpki.store import CertificateRepository, RequestRepository
+from mpki.web.clientcert import client_certificate
 from mpki.web.problems import documented
 
 PEM_CHAIN = "application/pem-certificate-chain"
@@ -91,9 +92,14 @@ _bearer = HTTPBearer(auto_error=False, description="An API token from `mpki toke
 def principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        raise Unauthenticated("send an API token: Authorization: Bearer TOKEN")
-    return services(request).directory.authenticate(credentials.credentials)
+    """A bearer token if one is sent, else a registered client certificate (TLS or trusted proxy)."""
+    directory = services(request).directory
+    if credentials is not None and credentials.scheme.lower() == "bearer" and credentials.credentials:
+        return directory.authenticate(credentials.credentials)
+    der = client_certificate(request, getattr(request.app.state, "trusted_proxies", ()))
+    if der is not None:
+        return directory.authenticate_certificate(der)
+    raise Unauthenticated("send an API token (Authorization: Bearer TOKEN) or a registered client certificate")
 
 
 Who = Annotated[Principal, Depends(principal)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -14,6 +14,7 @@ from mpki.ra import Directory
 from mpki.ra.intake import Registration
 from mpki.web import problems
 from mpki.web.api import Services, router
+from mpki.web.clientcert import trusted_proxies as parse_trusted_proxies
 from mpki.web.limits import BodyLimit
 from mpki.web.problems import PROBLEM, problem
 from mpki.web.worker import BatchWorker
@@ -21,9 +22,12 @@ from mpki.web.worker import BatchWorker
 __all__ = ["PROBLEM", "create_app", "problem"]
 
 
-def create_app(authority: CertificationAuthority, *, start_worker: bool = True) -> FastAPI:
+def create_app(
+    authority: CertificationAuthority, *, start_worker: bool = True, trusted_proxies: Iterable[str] | None = None
+) -> FastAPI:
     """The app for one installation. With `start_worker` a thread processes submitted batches for as
-    long as the app runs (started and stopped by the lifespan)."""
+    long as the app runs (started and stopped by the lifespan). `trusted_proxies` (default: the
+    `MPKI_TRUSTED_PROXIES` environment variable) may forward client certificates in RFC 9440 Client-Cert."""
     registration = Registration(authority.database, authority)
     worker = BatchWorker(registration)
 
@@ -46,6 +50,7 @@ def create_app(authority: CertificationAuthority, *, start_worker: bool = True) 
     )
     app.state.services = Services(authority, Directory(authority.database), registration)
     app.state.worker = worker
+    app.state.trusted_proxies = parse_trusted_proxies(trusted_proxies)
     problems.install(app)
     app.add_middleware(BodyLimit)
 
