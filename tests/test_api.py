@@ -42,8 +42,8 @@ ROLES: dict[str, tuple[Role, str | None]] = {
 MATRIX_ROLES = ["service-admin", "ra-manager", "ra-agent", "auditor", "subscriber-A", "officer-A"]
 
 
-def device_pem() -> str:
-    return device_csr(random_eui64(), pem=True).decode()
+def device_pem(eui64: bytes | None = None) -> str:
+    return device_csr(eui64 or random_eui64(), pem=True).decode()
 
 
 def counts(sql: Connection) -> dict[str, int]:
@@ -315,6 +315,15 @@ ROUTES: dict[str, tuple[Action, bool, Callable[[World, str], Call]]] = {
         ),
     ),
     "get organisation": (Action.ORG_VIEW, True, lambda w, o: ("GET", f"/api/v1/organisations/{ORG[o]}", {})),
+    "set approval rule": (
+        Action.ORG_UPDATE,
+        True,
+        lambda w, o: (
+            "PUT",
+            f"/api/v1/organisations/{ORG[o]}/approval-rules",
+            {"json": {"profile": "smki-org", "rule": "review"}},
+        ),
+    ),
     "list people": (Action.PERSON_VIEW, False, lambda w, o: ("GET", "/api/v1/people", {})),
     "list an organisation's people": (
         Action.PERSON_VIEW,
@@ -559,3 +568,29 @@ def test_a_rejected_decision_changes_nothing(world: World, sql: Connection) -> N
     is_problem(world.call("ra-agent", "POST", f"/api/v1/requests/{issued}/approve"), 400)
     is_problem(world.call("ra-agent", "POST", f"/api/v1/requests/{issued}/reject", json={"reason": "x"}), 400)
     assert counts(sql) == before
+
+
+def test_rekey_through_the_api_supersedes_the_old_certificate(world: World) -> None:
+    eui = random_eui64()
+    first = world.call(
+        "subscriber-A", "POST", "/api/v1/requests", json={"profile": "smki-device", "csr": device_pem(eui)}
+    ).json()
+    assert first["status"] == "issued", first
+    rekey = world.call(
+        "subscriber-A",
+        "POST",
+        "/api/v1/requests",
+        json={"profile": "smki-device", "csr": device_pem(eui), "kind": "rekey", "replaces": first["serial"]},
+    )
+    assert rekey.status_code == 201 and rekey.json()["status"] == "issued", rekey.text
+    old = world.call(
+        "subscriber-A", "GET", f"/api/v1/certificates/{first['serial']}", headers={"Accept": "application/json"}
+    ).json()
+    assert old["status"] == "superseded"
+    bad = world.call(
+        "subscriber-A",
+        "POST",
+        "/api/v1/requests",
+        json={"profile": "smki-device", "csr": device_pem(), "kind": "sideways", "replaces": "01"},
+    )
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -44,6 +44,15 @@ class RequestIn(_Body):
     profile: str = Field(examples=["smki-device"])
     csr: str = Field(description="A PKCS#10 request, PEM or base64 DER")
     organisation: str | None = None
+    kind: Literal["new", "renewal", "rekey", "update"] = Field(
+        default="new", description="renewal keeps the key, rekey brings a new one, update changes attributes"
+    )
+    replaces: str | None = Field(default=None, max_length=40, description="Serial (hex) of the certificate replaced")
+
+
+class ApprovalRuleIn(_Body):
+    profile: Literal["smki-device", "smki-org", "tls-server", "tls-client"]
+    rule: Literal["auto", "review", "dual"]
 
 
 class RejectIn(_Body):
@@ -200,7 +209,9 @@ def batch_certificates(batch_id: Id, request: Request, who: Who, svc: Svc) -> Re
 @router.post("/requests", status_code=201, tags=["requests"])
 def submit_request(body: RequestIn, who: Who, svc: Svc) -> dict[str, Any]:
     """One CSR, processed at once: the answer says issued (with the certificate), pending or rejected."""
-    batch = svc.registration.submit_batch(who, body.profile, [_csr_bytes(body.csr)], body.organisation)
+    batch = svc.registration.submit_batch(
+        who, body.profile, [_csr_bytes(body.csr)], body.organisation, kind=body.kind, replaces=body.replaces
+    )
     svc.registration.process_batch(batch.id)
     _, items = svc.registration.batch(who, batch.id)
     return _request_json(svc, items[0])
@@ -250,6 +261,14 @@ def create_organisation(body: OrganisationIn, who: Who, svc: Svc) -> dict[str, o
 @router.get("/organisations/{name}", tags=["directory"])
 def get_organisation(name: Annotated[str, Path(max_length=128)], who: Who, svc: Svc) -> dict[str, object]:
     return svc.directory.organisation(who, name).as_json()
+
+
+@router.put("/organisations/{name}/approval-rules", tags=["directory"])
+def set_approval_rule(
+    name: Annotated[str, Path(max_length=128)], body: ApprovalRuleIn, who: Who, svc: Svc
+) -> dict[str, object]:
+    """How this organisation's requests for a profile are approved: auto, review, or dual (two approvers)."""
+    return {"organisation": name, "rules": svc.directory.set_approval_rule(who, name, body.profile, body.rule)}
 
 
 @router.get("/people", tags=["directory"])
