@@ -19,17 +19,16 @@ from mpki.domain import (
     CertificateStatus,
     InvalidRequest,
     NotFound,
-    OrgStatus,
     Role,
     Unauthenticated,
     utcnow,
 )
 from mpki.ra.authorisation import Principal, authorise, authorise_grant
+from mpki.ra.principals import principal_of
 from mpki.store import (
     ClientCertificate,
     ClientCertificateRepository,
     Database,
-    OrganisationRepository,
     PersonRepository,
 )
 
@@ -146,14 +145,4 @@ class ClientCertificates:
                 raise Unauthenticated("the client certificate has been revoked")
             if row.not_after <= utcnow():
                 raise Unauthenticated("the client certificate has expired")
-            person = PersonRepository(session).by_id(row.person_id)
-            if person.status != "active":
-                raise Unauthenticated("the client certificate's owner is disabled")
-            if person.organisation_id is not None:
-                try:
-                    organisation = OrganisationRepository(session).by_id(person.organisation_id)
-                except NotFound:
-                    raise Unauthenticated("the client certificate's organisation no longer exists") from None
-                if organisation.status != OrgStatus.ACTIVE.value:
-                    raise Unauthenticated(f"organisation {organisation.name} is suspended")
-            return Principal(person.id, person.email, Role(person.role), person.organisation_id)
+            return principal_of(session, row.person_id, "client certificate")

@@ -12,7 +12,6 @@ from mpki.domain import (
     Action,
     Eui64,
     InvalidRequest,
-    NotFound,
     OrgStatus,
     RemotePartyRole,
     Role,
@@ -22,6 +21,7 @@ from mpki.domain import (
 from mpki.ra.authorisation import Principal, authorise, authorise_grant, visible_organisation
 from mpki.ra.client_certificates import ClientCertificates
 from mpki.ra.credentials import hash_password, new_token, token_digest
+from mpki.ra.principals import principal_of
 from mpki.store import (
     ApiToken,
     Database,
@@ -273,14 +273,4 @@ class Directory(ClientCertificates):
             row = TokenRepository(session).live_by_hash(token_digest(token))
             if row is None:
                 raise Unauthenticated("the API token is not valid")
-            person = PersonRepository(session).by_id(row.person_id)
-            if person.status != "active":
-                raise Unauthenticated("the API token's owner is disabled")
-            if person.organisation_id is not None:
-                try:
-                    organisation = OrganisationRepository(session).by_id(person.organisation_id)
-                except NotFound:
-                    raise Unauthenticated("the API token's organisation no longer exists") from None
-                if organisation.status != OrgStatus.ACTIVE.value:
-                    raise Unauthenticated(f"organisation {organisation.name} is suspended")
-            return Principal(person.id, person.email, Role(person.role), person.organisation_id)
+            return principal_of(session, row.person_id, "API token")
