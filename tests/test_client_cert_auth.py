@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import socket
 import ssl
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +24,7 @@ from mpki.ra import OPERATOR, Directory, Principal
 from mpki.web import create_app
 from mpki.web.clientcert import parse_client_cert_header, trusted_proxies
 from tests.csr_factory import ec_key, tls_client_csr, tls_server_csr
+from tests.support.serve import running_server
 
 EUI_A = "90B3D51F30010000"
 EUI_B = "90B3D51F30020000"
@@ -239,13 +236,6 @@ def test_header_and_proxy_list_parsing() -> None:
 # ----- end to end: `mpki serve` over mutual TLS ---------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     path.write_bytes(pem)
@@ -268,32 +258,10 @@ def tls_server(mpki, env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str,
     )
     chain = tmp_path / "client-ca.pem"
     mpki("ca", "export", "tls-issuing", "--chain", "--out", str(chain), check=True)
-    port = free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    command = [sys.executable, "-m", "mpki", "serve", "--port", str(port), "--tls-cert", str(server_cert)]
-    command += ["--tls-key", str(write_key(server_key, tmp_path / "server.key")), "--client-ca", str(chain)]
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"https://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                if httpx.get(f"{base}/healthz", verify=ssl.create_default_context(cafile=chain)).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "mpki serve did not come up"
-            time.sleep(0.2)
+    key_file = write_key(server_key, tmp_path / "server.key")
+    args = ["--tls-cert", str(server_cert), "--tls-key", str(key_file), "--client-ca", str(chain)]
+    with running_server(env, tmp_path / "serve.log", args, ca_file=chain) as base:
         yield base, chain
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def test_mutual_tls_end_to_end(mpki, tls_server: tuple[str, Path], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
