@@ -192,6 +192,7 @@ class CertificationAuthority:
             key=self.keystore.signing_key(ca.key_id),
             key_identifier=bytes.fromhex(ca.key_identifier),
             not_after=ca.not_after,
+            ca_name=ca.name,
         )
 
     def list_cas(self) -> list[CaView]:
@@ -346,6 +347,7 @@ class CertificationAuthority:
                     "fingerprint_sha256": fingerprint,
                     "public_key_sha256": spki_sha256(request),
                     "request_id": item.order.request_id,
+                    "organisation_id": item.order.organisation_id,
                     "created_at": now,
                 }
             )

@@ -17,6 +17,7 @@ class IssuanceOrder:
     approved_by: str
     key_usage: KeyUsageChoice | None = None
     request_id: int | None = None
+    organisation_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

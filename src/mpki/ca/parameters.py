@@ -19,4 +19,5 @@ def profile_parameters(settings: Settings) -> ProfileParameters:
         org_roles=smki.org_roles,
         tls_leaf_validity_days=settings.tls_leaf_validity_days,
         tls_ca_validity_years=settings.tls_ca_validity_years,
+        public_url=settings.public_url,
     )

@@ -22,6 +22,8 @@ class Issuer:
     key: CertificateIssuerPrivateKeyTypes
     key_identifier: bytes | None
     not_after: dt.datetime | None
+    # The CA's name in this installation: status URLs (CRL, OCSP, caIssuers) are built from it.
+    ca_name: str | None = None
 
 
 def signature_hash(key: CertificateIssuerPrivateKeyTypes) -> hashes.SHA256 | hashes.SHA384:
@@ -49,7 +51,7 @@ def sign_certificate(
         not_valid_before=validity.not_before,
         not_valid_after=validity.not_after,
     )
-    for value, critical in extensions(profile, request, settings, issuer.key_identifier):
+    for value, critical in extensions(profile, request, settings, issuer.key_identifier, issuer.ca_name):
         builder = builder.add_extension(value, critical)
     return builder.sign(issuer.key, signature_hash(issuer.key))
 

@@ -75,6 +75,9 @@ def init(dev: bool = typer.Option(False, "--dev", help="Create the insecure deve
 def serve(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=64, help="Server processes; each answers OCSP from its own cache."
+    ),
     tls_cert: Path | None = typer.Option(None, "--tls-cert", help="Serve HTTPS with this certificate (PEM chain)."),
     tls_key: Path | None = typer.Option(None, "--tls-key", help="The TLS certificate's private key (PEM)."),
     client_ca: Path | None = typer.Option(
@@ -84,7 +87,8 @@ def serve(
         "API callers (`mpki user cert`). Optional for callers: bearer tokens still work.",
     ),
 ) -> None:
-    """Run the HTTP service: the REST API under /api/v1 (OpenAPI at /api/v1/openapi.json) and the batch worker.
+    """Run the HTTP service: the REST API under /api/v1 (OpenAPI at /api/v1/openapi.json), OCSP at /ocsp, CRLs
+    at /crl/{ca}.crl, the batch worker and the status upkeep (CRLs, OCSP responders and responses).
 
     Behind a TLS-terminating proxy, list the proxy's addresses in MPKI_TRUSTED_PROXIES to accept the client
     certificate it forwards in an RFC 9440 Client-Cert header."""
@@ -116,7 +120,16 @@ def serve(
         options["proxy_headers"] = False
     authority().reconcile(actor="mpki-serve")
     # By import string, so the web room stays a sibling of the CLI and uvicorn can run workers.
-    uvicorn.run("mpki.web.asgi:application", factory=True, host=host, port=port, log_level="info", **options)
+    uvicorn.run(
+        "mpki.web.asgi:application",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+        **options,
+    )
 
 
 if __name__ == "__main__":

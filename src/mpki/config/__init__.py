@@ -1,5 +1,5 @@
 """Settings from the environment and an optional `MPKI_HOME/mpki.toml`; durations and limits live here."""
 
-from mpki.config.settings import Environment, Settings, SmkiSettings, load_settings
+from mpki.config.settings import Environment, Settings, SmkiSettings, StatusSettings, load_settings
 
-__all__ = ["Environment", "Settings", "SmkiSettings", "load_settings"]
+__all__ = ["Environment", "Settings", "SmkiSettings", "StatusSettings", "load_settings"]

@@ -44,6 +44,29 @@ class SmkiSettings:
 
 
 @dataclass(frozen=True)
+class StatusSettings:
+    """How often status is re-published and for how long what is published stays valid."""
+
+    # Full CRLs and ARLs: nextUpdate after thisUpdate, and how often a fresh one is issued on schedule.
+    crl_next_update_hours: int = 168
+    crl_refresh_hours: int = 24
+    # Delta CRLs, relative to the newest full CRL.
+    delta_next_update_hours: int = 24
+    delta_refresh_minutes: int = 60
+    # Pre-signed OCSP responses: their validity, and the age at which they are signed again.
+    ocsp_next_update_hours: int = 72
+    ocsp_refresh_hours: int = 24
+    # Delegated responder certificates: lifetime, and how long before expiry a successor is issued.
+    ocsp_responder_days: int = 30
+    ocsp_responder_renew_days: int = 7
+    # Responses each serving process keeps in memory.
+    ocsp_cache_entries: int = 500_000
+    # How often the maintenance loop in `mpki serve` looks for work, and how often caches re-check revocations.
+    maintenance_seconds: int = 60
+    cache_poll_seconds: int = 2
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything configurable about one installation."""
 
@@ -64,6 +87,7 @@ class Settings:
     issuance_chunk_size: int = 1000
     # A reservation left by a live process younger than this is never abandoned by reconciliation.
     reservation_lease_seconds: int = 600
+    status: StatusSettings = field(default_factory=StatusSettings)
 
     @property
     def resolved_database_url(self) -> str:
@@ -164,6 +188,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if raw is not None:
             numbers[key] = _int(raw, env_key)
     settings = replace(settings, **numbers)
+    status_changes: dict[str, Any] = {}
+    status_file = file_values.get("status", {})
+    for key in StatusSettings.__dataclass_fields__:
+        env_key = f"MPKI_STATUS_{key.upper()}"
+        raw = env.get(env_key, status_file.get(key) if isinstance(status_file, dict) else None)
+        if raw is not None:
+            status_changes[key] = _int(raw, env_key)
+            if status_changes[key] < 1:
+                raise ConfigError(f"{env_key} must be at least 1")
+    settings = replace(settings, status=replace(settings.status, **status_changes))
+    if settings.status.ocsp_refresh_hours >= settings.status.ocsp_next_update_hours:
+        raise ConfigError("MPKI_STATUS_OCSP_REFRESH_HOURS must be below MPKI_STATUS_OCSP_NEXT_UPDATE_HOURS")
+    if settings.status.crl_refresh_hours >= settings.status.crl_next_update_hours:
+        raise ConfigError("MPKI_STATUS_CRL_REFRESH_HOURS must be below MPKI_STATUS_CRL_NEXT_UPDATE_HOURS")
     if settings.issuance_chunk_size < 1:
         raise ConfigError("MPKI_ISSUANCE_CHUNK_SIZE must be at least 1")
     return settings

@@ -10,6 +10,7 @@ from mpki.domain.errors import (
     NotFound,
     Unauthenticated,
 )
+from mpki.domain.revocation import CA_REASONS, END_ENTITY_REASONS, RevocationReason
 from mpki.domain.roles import Action, OrgStatus, Role
 from mpki.domain.values import (
     CertificateStatus,
@@ -23,6 +24,8 @@ from mpki.domain.values import (
 )
 
 __all__ = [
+    "CA_REASONS",
+    "END_ENTITY_REASONS",
     "Action",
     "AuditChainBroken",
     "CertificateStatus",
@@ -36,6 +39,7 @@ __all__ = [
     "NotFound",
     "OrgStatus",
     "RemotePartyRole",
+    "RevocationReason",
     "Role",
     "SerialStatus",
     "Unauthenticated",

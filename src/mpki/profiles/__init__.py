@@ -5,7 +5,7 @@ from mpki.profiles.checks import check_csr, check_public_key
 from mpki.profiles.csr import load_csr
 from mpki.profiles.key_identifiers import method1_key_identifier, method2_key_identifier
 from mpki.profiles.model import CheckedRequest, Profile, ProfileKind, ProfileParameters, Validity, rfc4514_string
-from mpki.profiles.render import ca_subject, extensions, key_identifier, validity
+from mpki.profiles.render import ca_subject, extensions, key_identifier, status_urls, validity
 
 __all__ = [
     "PROFILES",
@@ -24,5 +24,6 @@ __all__ = [
     "method1_key_identifier",
     "method2_key_identifier",
     "rfc4514_string",
+    "status_urls",
     "validity",
 ]

@@ -21,6 +21,9 @@ AKI = ExtensionSpec("authorityKeyIdentifier", critical=False)
 HW_SAN = ExtensionSpec("subjectAltName", critical=True)
 SAN = ExtensionSpec("subjectAltName", critical=False)
 EKU = ExtensionSpec("extendedKeyUsage", critical=False)
+# Where relying parties find status: the issuer's CRL, its OCSP responder and its certificate.
+CDP = ExtensionSpec("cRLDistributionPoints", critical=False)
+AIA = ExtensionSpec("authorityInfoAccess", critical=False)
 
 SMKI_ROOT = Profile(
     name="smki-root",
@@ -91,7 +94,7 @@ TLS_ISSUING = Profile(
     subject_rule=SubjectRule.GENERIC_CA,
     key_rule=KeyRule.WEBPKI,
     validity_rule=ValidityRule.YEARS_LESS_ONE_SECOND,
-    extensions=(BC, KU, SKI, AKI),
+    extensions=(BC, KU, SKI, AKI, CDP, AIA),
     key_id_method=KeyIdMethod.METHOD_1,
     path_length=0,
     clamp_to_issuer=True,
@@ -104,10 +107,11 @@ TLS_SERVER = Profile(
     subject_rule=SubjectRule.TLS_SERVER,
     key_rule=KeyRule.WEBPKI,
     validity_rule=ValidityRule.DAYS,
-    extensions=(KU, EKU, SAN, SKI, AKI),
+    extensions=(KU, EKU, SAN, SKI, AKI, CDP, AIA),
     key_id_method=KeyIdMethod.METHOD_1,
     clamp_to_issuer=True,
     extended_key_usage=("serverAuth",),
+    allows_hold=True,
 )
 
 TLS_CLIENT = Profile(
@@ -117,10 +121,11 @@ TLS_CLIENT = Profile(
     subject_rule=SubjectRule.TLS_CLIENT,
     key_rule=KeyRule.WEBPKI,
     validity_rule=ValidityRule.DAYS,
-    extensions=(KU, EKU, SAN, SKI, AKI),
+    extensions=(KU, EKU, SAN, SKI, AKI, CDP, AIA),
     key_id_method=KeyIdMethod.METHOD_1,
     clamp_to_issuer=True,
     extended_key_usage=("clientAuth",),
+    allows_hold=True,
 )
 
 PROFILES: dict[str, Profile] = {

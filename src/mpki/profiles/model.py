@@ -83,6 +83,8 @@ class Profile:
     # Generic profiles never outlive their issuer; SMKI devices deliberately do (no expiry).
     clamp_to_issuer: bool = False
     extended_key_usage: tuple[str, ...] = ()
+    # certificateHold is a reversible suspension; SMKI certificates are revoked for good or not at all.
+    allows_hold: bool = False
 
     @property
     def is_ca(self) -> bool:
@@ -142,6 +144,8 @@ class ProfileParameters:
     org_roles: tuple[int, ...]
     tls_leaf_validity_days: int
     tls_ca_validity_years: int
+    # Base of the CRL, OCSP and CA-certificate URLs written into certificates whose profile asks for them.
+    public_url: str = "http://127.0.0.1:8000"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.name import _ASN1Type
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from mpki.asn1 import HARDWARE_MODULE_NAME_OID, HardwareModuleName, encode_hardware_module_name
 from mpki.domain import InvalidRequest, KeyUsageChoice
@@ -157,13 +157,44 @@ def _subject_alt_name(
     return x509.SubjectAlternativeName(names)
 
 
+def status_urls(public_url: str, ca_name: str) -> tuple[str, str, str]:
+    """(CRL, OCSP, CA certificate) URLs of a CA, as the web room serves them."""
+    base = public_url.rstrip("/")
+    return f"{base}/crl/{ca_name}.crl", f"{base}/ocsp", f"{base}/repository/cas/{ca_name}.crt"
+
+
+def _crl_distribution_points(settings: ProfileParameters, issuer_ca: str | None) -> x509.CRLDistributionPoints | None:
+    if issuer_ca is None:
+        return None
+    crl, _, _ = status_urls(settings.public_url, issuer_ca)
+    return x509.CRLDistributionPoints([x509.DistributionPoint([x509.UniformResourceIdentifier(crl)], None, None, None)])
+
+
+def _authority_information_access(
+    settings: ProfileParameters, issuer_ca: str | None
+) -> x509.AuthorityInformationAccess | None:
+    if issuer_ca is None:
+        return None
+    _, responder, ca_issuers = status_urls(settings.public_url, issuer_ca)
+    return x509.AuthorityInformationAccess(
+        [
+            x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(responder)),
+            x509.AccessDescription(
+                AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(ca_issuers)
+            ),
+        ]
+    )
+
+
 def extensions(
     profile: Profile,
     request: CheckedRequest,
     settings: ProfileParameters,
     issuer_key_id: bytes | None,
+    issuer_ca: str | None = None,
 ) -> list[tuple[x509.ExtensionType, bool]]:
-    """The extensions in the order and with the criticality the profile lists; empty SANs are left out."""
+    """The extensions in the order and with the criticality the profile lists; empty SANs are left out.
+    `issuer_ca` (the issuing CA's name) builds the CRL, OCSP and caIssuers URLs under `public_url`."""
     builders: dict[str, Callable[[], x509.ExtensionType | None]] = {
         "keyUsage": lambda: _key_usage(profile, request),
         "basicConstraints": lambda: x509.BasicConstraints(ca=profile.is_ca, path_length=profile.path_length),
@@ -181,6 +212,8 @@ def extensions(
             if not (request.dns_names or request.ip_addresses or request.emails or request.eui64)
             else _subject_alt_name(profile, request, settings)
         ),
+        "cRLDistributionPoints": lambda: _crl_distribution_points(settings, issuer_ca),
+        "authorityInfoAccess": lambda: _authority_information_access(settings, issuer_ca),
         "extendedKeyUsage": lambda: (
             x509.ExtendedKeyUsage([_EKU[e] for e in profile.extended_key_usage]) if profile.extended_key_usage else None
         ),

@@ -326,7 +326,7 @@ class Registration:
                 at=now,
             )
         replaces = {rid: replacing[rid][1] for rid in approved if rid in replacing}
-        issued = self._issue(approved, csr_by_id, profile_name, "policy:auto-approve", replaces)
+        issued = self._issue(approved, csr_by_id, profile_name, "policy:auto-approve", org.id, replaces)
         counts = {
             "rejected": sum(1 for o in outcome.values() if o["status"] == "rejected"),
             "held": sum(1 for o in outcome.values() if o["status"] == "pending"),
@@ -381,6 +381,7 @@ class Registration:
         csr_by_id: dict[int, bytes],
         profile: str,
         actor: str,
+        organisation_id: int | None,
         replaces: dict[int, str] | None = None,
     ) -> int:
         """Hand approved requests to the CA; returns how many were issued (the rest are marked failed).
@@ -389,7 +390,10 @@ class Registration:
         """
         if not request_ids:
             return 0
-        orders = [IssuanceOrder(profile, csr_by_id[rid], approved_by=actor, request_id=rid) for rid in request_ids]
+        orders = [
+            IssuanceOrder(profile, csr_by_id[rid], approved_by=actor, request_id=rid, organisation_id=organisation_id)
+            for rid in request_ids
+        ]
         results = self.authority.issue_many(orders, actor=actor)
         now = utcnow()
         changes: list[dict[str, Any]] = []
@@ -466,9 +470,10 @@ class Registration:
                 ],
             )
             csr, profile, batch_id, replaced = row.csr_der, row.profile, row.batch_id, row.replaces_serial
+            organisation_id = row.organisation_id
         if approve:
             replaces = {request_id: replaced} if replaced else None
-            issued = self._issue([request_id], {request_id: csr}, profile, principal.actor, replaces)
+            issued = self._issue([request_id], {request_id: csr}, profile, principal.actor, organisation_id, replaces)
             if batch_id is not None:
                 with self.database.transaction() as session:
                     batch = BatchRepository(session).by_id(batch_id)

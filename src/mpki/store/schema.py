@@ -44,6 +44,8 @@ class CertificateAuthority(Base):
     issues_profiles: Mapped[str] = mapped_column(String(256), default="")
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]
+    revocation_reason: Mapped[int | None] = mapped_column(Integer)
 
 
 class SerialReservation(Base):
@@ -131,6 +133,9 @@ class IssuedCertificate(Base):
         Index(None, "eui64", "key_usage"),
         Index(None, "public_key_sha256"),
         Index(None, "serial"),
+        Index(None, "ca_id", "revoked_at"),
+        Index(None, "organisation_id", "id"),
+        Index(None, "ca_id", "hold_released_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -149,6 +154,82 @@ class IssuedCertificate(Base):
     public_key_sha256: Mapped[str] = mapped_column(String(64))
     request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"))
     created_at: Mapped[dt.datetime]
+    # The organisation the certificate was issued for (through the RA); the repository searches by it.
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    revoked_at: Mapped[dt.datetime | None]
+    revocation_reason: Mapped[int | None] = mapped_column(Integer)
+    revoked_by: Mapped[str | None] = mapped_column(String(256))
+    # A certificateHold released: the entry leaves the CRL and a delta CRL says removeFromCRL.
+    hold_released_at: Mapped[dt.datetime | None]
+
+
+class CaRevocation(Base):
+    """A CA certificate revocation under dual control: proposed by one administrator, approved by another."""
+
+    __tablename__ = "ca_revocations"
+    __table_args__ = (Index(None, "ca_id", "status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ca_id: Mapped[int] = mapped_column(ForeignKey("cas.id"))
+    reason: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # pending, done, withdrawn
+    requested_by: Mapped[str] = mapped_column(String(256))
+    requested_at: Mapped[dt.datetime]
+    approved_by: Mapped[str | None] = mapped_column(String(256))
+    approved_at: Mapped[dt.datetime | None]
+
+
+class Crl(Base):
+    """A CRL (an issuing CA's) or ARL (a root's), full or delta. The number is reserved (status building)
+    before signing so that cRLNumber never repeats, even across nodes or after a crash."""
+
+    __tablename__ = "crls"
+    __table_args__ = (UniqueConstraint("ca_id", "number"), Index(None, "ca_id", "kind", "status", "number"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ca_id: Mapped[int] = mapped_column(ForeignKey("cas.id"))
+    number: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(8))  # full or delta
+    base_number: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))  # building or published
+    this_update: Mapped[dt.datetime]
+    next_update: Mapped[dt.datetime]
+    entries: Mapped[int] = mapped_column(Integer, default=0)
+    der: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime]
+
+
+class OcspResponder(Base):
+    """A delegated OCSP responder certificate (id-kp-OCSPSigning, ocsp-nocheck) and its key, per CA."""
+
+    __tablename__ = "ocsp_responders"
+    __table_args__ = (Index(None, "ca_id", "not_after"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ca_id: Mapped[int] = mapped_column(ForeignKey("cas.id"))
+    key_id: Mapped[str] = mapped_column(String(160))
+    serial: Mapped[str] = mapped_column(String(40))
+    certificate_der: Mapped[bytes] = mapped_column(LargeBinary)
+    not_before: Mapped[dt.datetime]
+    not_after: Mapped[dt.datetime]
+    created_at: Mapped[dt.datetime]
+
+
+class OcspResponse(Base):
+    """The pre-signed OCSP response for one certificate (SHA-1 CertID, no nonce), refreshed before it
+    expires and re-signed when the certificate's status changes."""
+
+    __tablename__ = "ocsp_responses"
+    __table_args__ = (UniqueConstraint("ca_id", "serial"), Index(None, "next_update"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ca_id: Mapped[int] = mapped_column(ForeignKey("cas.id"))
+    serial: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16))  # good, revoked or unknown at signing time
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+    this_update: Mapped[dt.datetime]
+    next_update: Mapped[dt.datetime]
+    responder_id: Mapped[int] = mapped_column(ForeignKey("ocsp_responders.id"))
 
 
 class AuditEvent(Base):

@@ -19,7 +19,9 @@ from mpki.domain import Action, Role, Unauthenticated, format_serial, parse_seri
 from mpki.ra import Directory, Principal, authorise
 from mpki.ra.authorisation import visible_organisation
 from mpki.ra.intake import Registration
+from mpki.ra.revocation import RevocationDesk
 from mpki.ra.views import RequestView
+from mpki.status import StatusService
 from mpki.store import CertificateRepository, RequestRepository
 from mpki.web.clientcert import client_certificate
 from mpki.web.problems import documented
@@ -88,6 +90,8 @@ class Services:
     authority: CertificationAuthority
     directory: Directory
     registration: Registration
+    status: StatusService
+    revocation: RevocationDesk
 
 
 def services(request: Request) -> Services:

@@ -12,11 +12,15 @@ from mpki import __version__
 from mpki.ca import CertificationAuthority
 from mpki.ra import Directory
 from mpki.ra.intake import Registration
+from mpki.ra.revocation import RevocationDesk
+from mpki.status import StatusMaintainer, StatusService
 from mpki.web import problems
 from mpki.web.api import Services, router
 from mpki.web.clientcert import trusted_proxies as parse_trusted_proxies
 from mpki.web.limits import BodyLimit
+from mpki.web.ocsp_endpoint import OcspEndpoint
 from mpki.web.problems import PROBLEM, problem
+from mpki.web.status_routes import crl_router, revocation_router
 from mpki.web.worker import BatchWorker
 
 __all__ = ["PROBLEM", "create_app", "problem"]
@@ -27,18 +31,23 @@ def create_app(
 ) -> FastAPI:
     """The app for one installation. With `start_worker` a thread processes submitted batches for as
     long as the app runs (started and stopped by the lifespan). `trusted_proxies` (default: the
-    `MPKI_TRUSTED_PROXIES` environment variable) may forward client certificates in RFC 9440 Client-Cert."""
+    `MPKI_TRUSTED_PROXIES` environment variable) may forward client certificates in RFC 9440 Client-Cert.
+    With `start_worker` a second thread keeps status fresh: CRLs, OCSP responder certificates and responses."""
     registration = Registration(authority.database, authority)
     worker = BatchWorker(registration)
+    status = StatusService(authority)
+    maintainer = StatusMaintainer(status)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if start_worker:
             worker.start()
+            maintainer.start()
         try:
             yield
         finally:
             worker.stop()
+            maintainer.stop()
 
     app = FastAPI(
         title="mpki",
@@ -48,11 +57,14 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.state.services = Services(authority, Directory(authority.database), registration)
+    app.state.services = Services(
+        authority, Directory(authority.database), registration, status, RevocationDesk(authority.database, status)
+    )
     app.state.worker = worker
     app.state.trusted_proxies = parse_trusted_proxies(trusted_proxies)
     problems.install(app)
     app.add_middleware(BodyLimit)
+    app.add_middleware(OcspEndpoint, service=status.ocsp)  # outermost: OCSP answers skip routing
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, Any]:
@@ -68,4 +80,6 @@ def create_app(
         return authority.get_ca(name).as_json()
 
     app.include_router(router)
+    app.include_router(revocation_router)
+    app.include_router(crl_router)
     return app

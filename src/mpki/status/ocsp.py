@@ -1,0 +1,356 @@
+"""The OCSP responder (RFC 6960): answers from pre-signed responses, so a lookup, not a signature.
+
+A response for one certificate without a nonce is signed ahead of time, stored, and kept in each
+serving process's memory; a request with a nonce (RFC 8954) or for several certificates is signed
+on the spot. Revocation drops the stored response in the same transaction and signs a new one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.x509 import ocsp
+
+from mpki.asn1.ocsp import CertId, OcspRequestInfo, SingleStatus, check_nonce, parse_request_pyasn1
+from mpki.ca.ocsp import OcspSigner, unsuccessful
+from mpki.ca.status_signer import StatusSigner
+from mpki.config import Settings
+from mpki.domain import InvalidRequest, KeyStoreError, MpkiError, format_serial, utcnow
+from mpki.status.issuers import IssuerIndex, KnownIssuer, known_issuer
+from mpki.store import CaRepository, CertificateState, Database, OcspRepository, RevocationRepository
+
+log = logging.getLogger("mpki.status.ocsp")
+
+MALFORMED = unsuccessful("MALFORMED_REQUEST")
+UNAUTHORIZED = unsuccessful("UNAUTHORIZED")
+INTERNAL_ERROR = unsuccessful("INTERNAL_ERROR")
+TRY_LATER = unsuccessful("TRY_LATER")
+PRESIGN_CHUNK = 1000
+Progress = Callable[[int], None]
+CacheKey = tuple[str, bytes, int]
+
+
+@dataclass(frozen=True, slots=True)
+class OcspAnswer:
+    """What the HTTP layer sends: the DER, and for a cacheable GET how long it may be cached."""
+
+    der: bytes
+    max_age: int = 0
+
+
+class ResponseCache:
+    """A bounded map of signed responses by CertID; entries expire before their nextUpdate."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: dict[CacheKey, tuple[bytes, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: CacheKey, now: float) -> tuple[bytes, float] | None:
+        found = self._entries.get(key)
+        if found is None or found[1] <= now:
+            return None
+        return found
+
+    def put(self, key: CacheKey, der: bytes, expires: float) -> None:
+        with self._lock:
+            if len(self._entries) >= self.capacity:
+                for old in list(itertools.islice(self._entries, max(1, self.capacity // 10))):
+                    self._entries.pop(old, None)
+            self._entries[key] = (der, expires)
+
+    def drop(self, issuer: KnownIssuer, serial: int) -> None:
+        with self._lock:
+            for algorithm, key_hash in issuer.key_hashes.items():
+                self._entries.pop((algorithm, key_hash, serial), None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _status_of(state: CertificateState | None) -> tuple[str, dt.datetime | None, int | None]:
+    if state is None:
+        return "unknown", None, None
+    if state.revoked_at is not None:
+        return "revoked", state.revoked_at.replace(microsecond=0), state.reason
+    return "good", None, None
+
+
+class OcspService:
+    """Answers OCSP requests for every CA of the installation, through each CA's delegated responder."""
+
+    def __init__(self, settings: Settings, database: Database, signer: StatusSigner) -> None:
+        self.settings = settings
+        self.database = database
+        self.signer = signer
+        self.cache = ResponseCache(settings.status.ocsp_cache_entries)
+        self._signers: dict[int, OcspSigner] = {}
+        self._signers_lock = threading.Lock()
+        self._index = IssuerIndex([])
+        self._index_ca_count = -1
+        self._polled_at = utcnow()
+        self.reload_issuers()
+
+    # ----- the hot path ---------------------------------------------------------------------------
+
+    def answer_cached(self, request_der: bytes) -> OcspAnswer | None:
+        """The answer if it is a plain single-certificate request already in memory; else None."""
+        try:
+            request = ocsp.load_der_ocsp_request(request_der)
+            if request.extensions:
+                return None
+            key = (request.hash_algorithm.name, request.issuer_key_hash, request.serial_number)
+        except (ValueError, x509.UnsupportedGeneralNameType):
+            return None
+        found = self.cache.get(key, time.time())
+        if found is None:
+            return None
+        return OcspAnswer(found[0], self._max_age(found[1]))
+
+    def answer(self, request_der: bytes) -> OcspAnswer:
+        """Any request: malformed -> malformedRequest, an issuer not ours -> unauthorized."""
+        try:
+            parsed = self._parse(request_der)
+        except InvalidRequest:
+            return OcspAnswer(MALFORMED)
+        issuers = {self._index.find(c.hash_algorithm, c.issuer_name_hash, c.issuer_key_hash) for c in parsed.cert_ids}
+        if None in issuers or len(issuers) != 1:
+            # A delegated responder speaks for one CA only: several issuers in one request cannot be signed.
+            return OcspAnswer(UNAUTHORIZED)
+        [issuer] = issuers
+        assert issuer is not None
+        try:
+            if parsed.nonce is None and len(parsed.cert_ids) == 1:
+                return self._answer_cacheable(issuer, parsed.cert_ids[0])
+            return OcspAnswer(self._sign_now(issuer, list(parsed.cert_ids), parsed.nonce))
+        except KeyStoreError:
+            log.warning("OCSP: cannot sign for %s: the keystore is not active", issuer.name)
+            return OcspAnswer(TRY_LATER)
+
+    def _parse(self, der: bytes) -> OcspRequestInfo:
+        try:
+            request = ocsp.load_der_ocsp_request(der)
+        except ValueError:
+            return parse_request_pyasn1(der)  # several certificates, or malformed: pyasn1 says which
+        nonce = None
+        for extension in request.extensions:
+            if isinstance(extension.value, x509.OCSPNonce):
+                nonce = extension.value.nonce
+                check_nonce(nonce)
+        cert_id = CertId(
+            request.hash_algorithm.name, request.issuer_name_hash, request.issuer_key_hash, request.serial_number
+        )
+        return OcspRequestInfo((cert_id,), nonce)
+
+    def _answer_cacheable(self, issuer: KnownIssuer, cert_id: CertId) -> OcspAnswer:
+        key = (cert_id.hash_algorithm, cert_id.issuer_key_hash, cert_id.serial)
+        found = self.cache.get(key, time.time())
+        if found is not None:
+            return OcspAnswer(found[0], self._max_age(found[1]))
+        now = utcnow()
+        if cert_id.hash_algorithm == "sha1":
+            with self.database.reader() as session:
+                stored = OcspRepository(session).response(issuer.ca_id, format_serial(cert_id.serial))
+            if stored is not None and stored[1] - now > dt.timedelta(minutes=5):
+                expires = self._cache_until(now, stored[1])
+                self.cache.put(key, stored[0], expires)
+                return OcspAnswer(stored[0], self._max_age(expires))
+        der, next_update = self._sign_and_store(issuer, cert_id)
+        expires = self._cache_until(now, next_update)
+        self.cache.put(key, der, expires)
+        return OcspAnswer(der, self._max_age(expires))
+
+    def _cache_until(self, now: dt.datetime, next_update: dt.datetime) -> float:
+        """Keep a response until half its refresh period has passed (a newer one is stored by then), and
+        never within five minutes of its nextUpdate."""
+        refresh = dt.timedelta(hours=self.settings.status.ocsp_refresh_hours) / 2
+        return min(now + refresh, next_update - dt.timedelta(minutes=5)).timestamp()
+
+    @staticmethod
+    def _max_age(expires: float) -> int:
+        return max(0, int(expires - time.time()))
+
+    # ----- signing ------------------------------------------------------------------------------
+
+    def _signer(self, issuer: KnownIssuer) -> OcspSigner:
+        now = utcnow()
+        signer = self._signers.get(issuer.ca_id)
+        if signer is not None and signer.not_after > now + dt.timedelta(hours=1):
+            return signer
+        with self._signers_lock:
+            signer = self.signer.ocsp_signer(issuer.ca_id, now)
+            if signer is None or signer.not_after <= now + dt.timedelta(hours=1):
+                signer = self.signer.issue_responder(issuer.name, actor="mpki-ocsp", lifetime=self._responder_lifetime)
+            self._signers[issuer.ca_id] = signer
+            return signer
+
+    @property
+    def _responder_lifetime(self) -> dt.timedelta:
+        return dt.timedelta(days=self.settings.status.ocsp_responder_days)
+
+    def _single(
+        self, signer: OcspSigner, cert_id: CertId, state: CertificateState | None, now: dt.datetime
+    ) -> SingleStatus:
+        status, revoked_at, reason = _status_of(state)
+        next_update = min(now + dt.timedelta(hours=self.settings.status.ocsp_next_update_hours), signer.not_after)
+        return SingleStatus(cert_id, status, now, next_update, revoked_at, reason)
+
+    def _sign_now(self, issuer: KnownIssuer, cert_ids: list[CertId], nonce: bytes | None) -> bytes:
+        signer = self._signer(issuer)
+        now = utcnow().replace(microsecond=0)
+        with self.database.reader() as session:
+            states = RevocationRepository(session)
+            answers = [
+                self._single(signer, c, states.state(issuer.ca_id, format_serial(c.serial)), now) for c in cert_ids
+            ]
+        return signer.sign(answers, nonce=nonce, produced_at=now)
+
+    def _sign_and_store(self, issuer: KnownIssuer, cert_id: CertId) -> tuple[bytes, dt.datetime]:
+        signer = self._signer(issuer)
+        now = utcnow().replace(microsecond=0)
+        serial = format_serial(cert_id.serial)
+        with self.database.reader() as session:
+            state = RevocationRepository(session).state(issuer.ca_id, serial)
+        answer = self._single(signer, cert_id, state, now)
+        der = signer.sign([answer], nonce=None, produced_at=now)
+        if state is not None and cert_id.hash_algorithm == "sha1":
+            self._store(issuer.ca_id, signer, [(serial, answer, der)])
+        return der, answer.next_update
+
+    def _store(self, ca_id: int, signer: OcspSigner, signed: list[tuple[str, SingleStatus, bytes]]) -> None:
+        rows = [
+            {
+                "ca_id": ca_id,
+                "serial": serial,
+                "status": answer.status,
+                "der": der,
+                "this_update": answer.this_update,
+                "next_update": answer.next_update,
+                "responder_id": signer.responder_id,
+            }
+            for serial, answer, der in signed
+        ]
+        with self.database.transaction() as session:
+            OcspRepository(session).store(ca_id, rows)
+
+    # ----- keeping responses fresh -------------------------------------------------------------
+
+    def reload_issuers(self) -> None:
+        with self.database.reader() as session:
+            cas = [(ca.id, ca.name, ca.certificate_der) for ca in CaRepository(session).all() if ca.status != "pending"]
+        self._index = IssuerIndex([known_issuer(ca_id, name, der) for ca_id, name, der in cas])
+        self._index_ca_count = len(cas)
+
+    def presign(self, ca_name: str | None = None, progress: Progress | None = None) -> int:
+        """Sign every response that is missing, due for refresh, or signed by a replaced responder."""
+        self.reload_issuers()
+        signed = 0
+        for issuer in list(self._index.by_id.values()):
+            if ca_name is not None and issuer.name != ca_name:
+                continue
+            signed += self._presign_ca(issuer, progress)
+        return signed
+
+    def _presign_ca(self, issuer: KnownIssuer, progress: Progress | None) -> int:
+        with self.database.reader() as session:
+            ca = CaRepository(session).by_id(issuer.ca_id)
+        if ca.status == "revoked" or ca.not_after <= utcnow():
+            return 0
+        signer = self._signer(issuer)
+        refresh_before = utcnow() - dt.timedelta(hours=self.settings.status.ocsp_refresh_hours)
+        total = 0
+        after_id = 0
+        while True:
+            with self.database.reader() as session:
+                repository = OcspRepository(session)
+                batch = repository.stale_certificates(
+                    issuer.ca_id,
+                    signed_before=refresh_before,
+                    responder_id=signer.responder_id,
+                    after_id=after_id,
+                    limit=PRESIGN_CHUNK,
+                )
+                states = [state for _, state in batch]
+                if not batch:
+                    states = repository.stale_children(
+                        issuer.ca_id, signed_before=refresh_before, responder_id=signer.responder_id
+                    )
+            if not states:
+                return total
+            self._sign_states(issuer, signer, states)
+            total += len(states)
+            if progress:
+                progress(len(states))
+            if not batch:
+                return total
+            after_id = batch[-1][0]
+
+    def _sign_states(self, issuer: KnownIssuer, signer: OcspSigner, states: list[CertificateState]) -> None:
+        now = utcnow().replace(microsecond=0)
+        signed = []
+        for state in states:
+            serial = int(state.serial, 16)
+            cert_id = CertId("sha1", issuer.name_hashes["sha1"], issuer.key_hashes["sha1"], serial)
+            answer = self._single(signer, cert_id, state, now)
+            signed.append((state.serial, answer, signer.sign([answer], nonce=None, produced_at=now)))
+        self._store(issuer.ca_id, signer, signed)
+        for state in states:
+            self.cache.drop(issuer, int(state.serial, 16))
+
+    def refresh(self, ca_id: int, serials: list[str]) -> None:
+        """Right after a status change: forget cached answers and sign new ones for these serials."""
+        issuer = self._index.by_id.get(ca_id)
+        if issuer is None:
+            self.reload_issuers()
+            issuer = self._index.by_id.get(ca_id)
+            if issuer is None:
+                return
+        for serial in serials:
+            self.cache.drop(issuer, int(serial, 16))
+        try:
+            signer = self._signer(issuer)
+            with self.database.reader() as session:
+                states = RevocationRepository(session)
+                found = [state for serial in serials if (state := states.state(ca_id, serial)) is not None]
+            for start in range(0, len(found), PRESIGN_CHUNK):
+                self._sign_states(issuer, signer, found[start : start + PRESIGN_CHUNK])
+        except MpkiError as error:
+            log.warning("OCSP responses for %s not re-signed yet (%s); they are signed on demand", issuer.name, error)
+
+    def poll_changes(self) -> int:
+        """Drop cached answers whose certificate changed status in another process; returns how many."""
+        since = self._polled_at - dt.timedelta(minutes=1)  # overlap: commits land after their timestamps
+        self._polled_at = utcnow()
+        with self.database.reader() as session:
+            changed = RevocationRepository(session).revoked_since(since)
+            ca_count = sum(1 for ca in CaRepository(session).all() if ca.status != "pending")
+        if ca_count != self._index_ca_count:
+            self.reload_issuers()
+        for ca_id, serial in changed:
+            issuer = self._index.by_id.get(ca_id)
+            if issuer is not None:
+                self.cache.drop(issuer, int(serial, 16))
+        return len(changed)
+
+    def rotate_responders(self, *, actor: str) -> list[str]:
+        """Issue a successor to every responder certificate that is missing or near its end."""
+        now = utcnow()
+        renew = dt.timedelta(days=self.settings.status.ocsp_responder_renew_days)
+        rotated = []
+        with self.database.reader() as session:
+            cas = [ca for ca in CaRepository(session).all() if ca.status == "active" and ca.not_after > now]
+        for ca in cas:
+            current = self.signer.ocsp_signer(ca.id, now)
+            if current is None or current.not_after - now < renew:
+                successor = self.signer.issue_responder(ca.name, actor=actor, lifetime=self._responder_lifetime)
+                with self._signers_lock:
+                    self._signers[ca.id] = successor
+                rotated.append(ca.name)
+        return rotated

@@ -1,0 +1,345 @@
+"""SQL for certificate status: revocations, CRL numbers and CRLs, OCSP responders and pre-signed responses."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from mpki.domain import NotFound
+from mpki.store.schema import (
+    CaRevocation,
+    CertificateAuthority,
+    Crl,
+    IssuedCertificate,
+    OcspResponder,
+    OcspResponse,
+)
+
+STREAM_CHUNK = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateState:
+    """What OCSP and CRLs need to know about one serial of one CA."""
+
+    serial: str
+    status: str
+    revoked_at: dt.datetime | None
+    reason: int | None
+    is_ca: bool
+
+
+class RevocationRepository:
+    """Revocation state of end-entity certificates (table certificates) and CA certificates (table cas)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def revoke(self, ids: Sequence[int], *, at: dt.datetime, reason: int, by: str) -> None:
+        for start in range(0, len(ids), 500):
+            self.session.execute(
+                update(IssuedCertificate)
+                .where(IssuedCertificate.id.in_(list(ids[start : start + 500])))
+                .values(status="revoked", revoked_at=at, revocation_reason=reason, revoked_by=by, hold_released_at=None)
+                .execution_options(synchronize_session=False)
+            )
+
+    def release_hold(self, certificate_id: int, *, at: dt.datetime) -> None:
+        self.session.execute(
+            update(IssuedCertificate)
+            .where(IssuedCertificate.id == certificate_id)
+            .values(status="issued", revoked_at=None, revocation_reason=None, hold_released_at=at)
+            .execution_options(synchronize_session=False)
+        )
+
+    def revoke_ca(self, ca_id: int, *, at: dt.datetime, reason: int) -> None:
+        self.session.execute(
+            update(CertificateAuthority)
+            .where(CertificateAuthority.id == ca_id)
+            .values(status="revoked", revoked_at=at, revocation_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+
+    def certificates(self, ca_id: int | None, serials: Sequence[str]) -> list[IssuedCertificate]:
+        found: list[IssuedCertificate] = []
+        for start in range(0, len(serials), 500):
+            query = select(IssuedCertificate).where(IssuedCertificate.serial.in_(list(serials[start : start + 500])))
+            if ca_id is not None:
+                query = query.where(IssuedCertificate.ca_id == ca_id)
+            found.extend(self.session.scalars(query))
+        return found
+
+    def live_for_organisation(self, organisation_id: int) -> list[str]:
+        """Serials of the organisation's certificates that are not revoked."""
+        return list(
+            self.session.scalars(
+                select(IssuedCertificate.serial).where(
+                    IssuedCertificate.organisation_id == organisation_id, IssuedCertificate.revoked_at.is_(None)
+                )
+            )
+        )
+
+    def crl_entries(self, ca_id: int, *, since: dt.datetime | None = None) -> Iterator[tuple[str, dt.datetime, int]]:
+        """(serial, revocation time, reason) of every revoked certificate the CA issued, CA certificates
+        included, streamed so that a million entries never sit in memory as rows. `since` keeps only
+        revocations at or after that moment (for a delta CRL)."""
+        query = select(IssuedCertificate.serial, IssuedCertificate.revoked_at, IssuedCertificate.revocation_reason)
+        query = query.where(IssuedCertificate.ca_id == ca_id, IssuedCertificate.revoked_at.is_not(None))
+        if since is not None:
+            query = query.where(IssuedCertificate.revoked_at >= since)
+        for serial, revoked_at, reason in self.session.execute(query.execution_options(yield_per=STREAM_CHUNK)):
+            if revoked_at is not None:
+                yield serial, revoked_at, reason if reason is not None else 0
+        ca = CertificateAuthority
+        cas = select(ca.serial, ca.revoked_at, ca.revocation_reason)
+        cas = cas.where(ca.parent_id == ca_id, ca.revoked_at.is_not(None))
+        if since is not None:
+            cas = cas.where(ca.revoked_at >= since)
+        for serial, revoked_at, reason in self.session.execute(cas):
+            if revoked_at is not None:
+                yield serial, revoked_at, reason if reason is not None else 0
+
+    def released_since(self, ca_id: int, since: dt.datetime) -> list[tuple[str, dt.datetime]]:
+        """Holds released at or after `since`: a delta CRL lists them with removeFromCRL."""
+        rows = self.session.execute(
+            select(IssuedCertificate.serial, IssuedCertificate.hold_released_at).where(
+                IssuedCertificate.ca_id == ca_id, IssuedCertificate.hold_released_at >= since
+            )
+        )
+        return [(serial, at) for serial, at in rows if at is not None]
+
+    def state(self, ca_id: int, serial: str) -> CertificateState | None:
+        """The serial's state under this CA: an end-entity certificate, a subordinate CA, or None (unknown)."""
+        row = self.session.execute(
+            select(IssuedCertificate.status, IssuedCertificate.revoked_at, IssuedCertificate.revocation_reason).where(
+                IssuedCertificate.ca_id == ca_id, IssuedCertificate.serial == serial
+            )
+        ).first()
+        if row is not None:
+            return CertificateState(serial, row[0], row[1], row[2], is_ca=False)
+        child = self.session.execute(
+            select(
+                CertificateAuthority.status, CertificateAuthority.revoked_at, CertificateAuthority.revocation_reason
+            ).where(CertificateAuthority.parent_id == ca_id, CertificateAuthority.serial == serial)
+        ).first()
+        if child is not None and child[0] != "pending":
+            return CertificateState(serial, child[0], child[1], child[2], is_ca=True)
+        return None
+
+    def revoked_since(self, since: dt.datetime) -> list[tuple[int, str]]:
+        """(CA id, serial) of certificates whose status changed at or after `since`: caches drop them."""
+        rows = self.session.execute(
+            select(IssuedCertificate.ca_id, IssuedCertificate.serial).where(
+                or_(IssuedCertificate.revoked_at >= since, IssuedCertificate.hold_released_at >= since)
+            )
+        ).all()
+        cas = self.session.execute(
+            select(CertificateAuthority.parent_id, CertificateAuthority.serial).where(
+                CertificateAuthority.revoked_at >= since
+            )
+        ).all()
+        return [(int(ca), serial) for ca, serial in [*rows, *cas] if ca is not None]
+
+
+class CrlRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def reserve(
+        self,
+        ca_id: int,
+        *,
+        kind: str,
+        base_number: int | None,
+        this_update: dt.datetime,
+        next_update: dt.datetime,
+    ) -> Crl:
+        """Take the CA's next cRLNumber (full and delta CRLs share one sequence, RFC 5280 5.2.3)."""
+        highest = self.session.scalar(select(func.max(Crl.number)).where(Crl.ca_id == ca_id))
+        row = Crl(
+            ca_id=ca_id,
+            number=(highest or 0) + 1,
+            kind=kind,
+            base_number=base_number,
+            status="building",
+            this_update=this_update,
+            next_update=next_update,
+            entries=0,
+            der=None,
+            created_at=this_update,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def publish(self, crl_id: int, der: bytes, entries: int) -> None:
+        self.session.execute(
+            update(Crl)
+            .where(Crl.id == crl_id)
+            .values(status="published", der=der, entries=entries)
+            .execution_options(synchronize_session=False)
+        )
+
+    def latest(self, ca_id: int, kind: str = "full") -> Crl | None:
+        return self.session.scalar(
+            select(Crl)
+            .where(Crl.ca_id == ca_id, Crl.kind == kind, Crl.status == "published")
+            .order_by(Crl.number.desc())
+            .limit(1)
+        )
+
+    def latest_numbers(self) -> dict[tuple[int, str], tuple[int, dt.datetime, dt.datetime]]:
+        """(CA id, kind) -> (number, thisUpdate, nextUpdate) of the newest published CRL of each."""
+        newest = (
+            select(Crl.ca_id, Crl.kind, func.max(Crl.number).label("number"))
+            .where(Crl.status == "published")
+            .group_by(Crl.ca_id, Crl.kind)
+            .subquery()
+        )
+        rows = self.session.execute(
+            select(Crl.ca_id, Crl.kind, Crl.number, Crl.this_update, Crl.next_update).join(
+                newest, (Crl.ca_id == newest.c.ca_id) & (Crl.number == newest.c.number)
+            )
+        )
+        return {(int(ca), kind): (int(n), this, nxt) for ca, kind, n, this, nxt in rows}
+
+    def history(self, ca_id: int, limit: int = 20) -> Sequence[Crl]:
+        return self.session.scalars(
+            select(Crl).where(Crl.ca_id == ca_id, Crl.status == "published").order_by(Crl.number.desc()).limit(limit)
+        ).all()
+
+
+class OcspRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add_responder(self, responder: OcspResponder) -> OcspResponder:
+        self.session.add(responder)
+        self.session.flush()
+        return responder
+
+    def current_responder(self, ca_id: int, now: dt.datetime) -> OcspResponder | None:
+        """The newest responder certificate of the CA that is valid now."""
+        return self.session.scalar(
+            select(OcspResponder)
+            .where(OcspResponder.ca_id == ca_id, OcspResponder.not_before <= now, OcspResponder.not_after > now)
+            .order_by(OcspResponder.not_after.desc(), OcspResponder.id.desc())
+            .limit(1)
+        )
+
+    def responder(self, responder_id: int) -> OcspResponder:
+        found = self.session.get(OcspResponder, responder_id)
+        if found is None:
+            raise NotFound(f"no OCSP responder {responder_id}")
+        return found
+
+    def response(self, ca_id: int, serial: str) -> tuple[bytes, dt.datetime] | None:
+        row = self.session.execute(
+            select(OcspResponse.der, OcspResponse.next_update).where(
+                OcspResponse.ca_id == ca_id, OcspResponse.serial == serial
+            )
+        ).first()
+        return (bytes(row[0]), row[1]) if row is not None else None
+
+    def store(self, ca_id: int, rows: list[dict[str, Any]]) -> None:
+        """Replace the pre-signed responses of these serials."""
+        serials = [row["serial"] for row in rows]
+        for start in range(0, len(serials), 500):
+            self.session.execute(
+                delete(OcspResponse).where(
+                    OcspResponse.ca_id == ca_id, OcspResponse.serial.in_(serials[start : start + 500])
+                )
+            )
+        if rows:
+            self.session.execute(insert(OcspResponse), rows)
+
+    def stale_certificates(
+        self, ca_id: int, *, signed_before: dt.datetime, responder_id: int, after_id: int, limit: int
+    ) -> list[tuple[int, CertificateState]]:
+        """End-entity certificates of the CA, by id after `after_id`, whose response is missing, signed
+        before `signed_before`, or signed by another responder: the next ones to (re-)sign."""
+        query = (
+            select(
+                IssuedCertificate.id,
+                IssuedCertificate.serial,
+                IssuedCertificate.status,
+                IssuedCertificate.revoked_at,
+                IssuedCertificate.revocation_reason,
+            )
+            .outerjoin(
+                OcspResponse,
+                (OcspResponse.ca_id == IssuedCertificate.ca_id) & (OcspResponse.serial == IssuedCertificate.serial),
+            )
+            .where(
+                IssuedCertificate.ca_id == ca_id,
+                IssuedCertificate.id > after_id,
+                or_(
+                    OcspResponse.id.is_(None),
+                    OcspResponse.this_update < signed_before,
+                    OcspResponse.responder_id != responder_id,
+                ),
+            )
+            .order_by(IssuedCertificate.id)
+            .limit(limit)
+        )
+        return [
+            (int(cid), CertificateState(s, st, at, r, is_ca=False)) for cid, s, st, at, r in self.session.execute(query)
+        ]
+
+    def stale_children(self, ca_id: int, *, signed_before: dt.datetime, responder_id: int) -> list[CertificateState]:
+        """The same for the CA certificates this CA issued (a root's subordinate CAs)."""
+        child = CertificateAuthority
+        query = (
+            select(child.serial, child.status, child.revoked_at, child.revocation_reason)
+            .outerjoin(OcspResponse, (OcspResponse.ca_id == child.parent_id) & (OcspResponse.serial == child.serial))
+            .where(
+                child.parent_id == ca_id,
+                child.status != "pending",
+                or_(
+                    OcspResponse.id.is_(None),
+                    OcspResponse.this_update < signed_before,
+                    OcspResponse.responder_id != responder_id,
+                ),
+            )
+        )
+        return [CertificateState(s, st, at, r, is_ca=True) for s, st, at, r in self.session.execute(query)]
+
+    def forget(self, ca_id: int, serials: Sequence[str]) -> None:
+        """Drop pre-signed responses whose certificate's status just changed (in the same transaction)."""
+        for start in range(0, len(serials), 500):
+            self.session.execute(
+                delete(OcspResponse).where(
+                    OcspResponse.ca_id == ca_id, OcspResponse.serial.in_(list(serials[start : start + 500]))
+                )
+            )
+
+    def counts(self) -> dict[int, int]:
+        rows = self.session.execute(select(OcspResponse.ca_id, func.count()).group_by(OcspResponse.ca_id))
+        return {int(ca): int(n) for ca, n in rows}
+
+
+class CaRevocationRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, proposal: CaRevocation) -> CaRevocation:
+        self.session.add(proposal)
+        self.session.flush()
+        return proposal
+
+    def by_id(self, proposal_id: int) -> CaRevocation:
+        found = self.session.get(CaRevocation, proposal_id)
+        if found is None:
+            raise NotFound(f"no CA revocation proposal {proposal_id}")
+        return found
+
+    def pending(self, ca_id: int | None = None) -> Sequence[CaRevocation]:
+        query = select(CaRevocation).where(CaRevocation.status == "pending")
+        if ca_id is not None:
+            query = query.where(CaRevocation.ca_id == ca_id)
+        return self.session.scalars(query.order_by(CaRevocation.id)).all()
