@@ -17,6 +17,7 @@ from mpki.cli import (
     csr_commands,
     keys_commands,
     ra_commands,
+    status_commands,
 )
 from mpki.cli.context import authority, clean_errors, console, errors, fail, settings
 from mpki.config import Environment
@@ -42,6 +43,10 @@ app.command("bootstrap")(ceremony_commands.bootstrap)
 app.command("reinitialise")(ceremony_commands.reinitialise)
 app.command("issue")(cert_commands.issue)
 app.command("issue-batch")(cert_commands.issue_batch)
+app.add_typer(status_commands.crl_app, name="crl")
+app.add_typer(status_commands.status_app, name="status")
+app.command("revoke")(status_commands.revoke)
+app.command("release-hold")(status_commands.release_hold)
 
 
 @app.command("init")

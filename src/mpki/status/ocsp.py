@@ -248,6 +248,29 @@ class OcspService:
         self._index = IssuerIndex([known_issuer(ca_id, name, der) for ca_id, name, der in cas])
         self._index_ca_count = len(cas)
 
+    def warm(self) -> int:
+        """Load stored responses into this process's cache (up to its capacity), so that the first request
+        for each certificate is already a lookup in memory."""
+        now = utcnow()
+        valid_after = now + dt.timedelta(minutes=5)
+        loaded = 0
+        after_id = 0
+        while loaded < self.cache.capacity:
+            with self.database.reader() as session:
+                rows = OcspRepository(session).fresh_responses(
+                    valid_after=valid_after, after_id=after_id, limit=min(10_000, self.cache.capacity - loaded)
+                )
+            if not rows:
+                break
+            for _, ca_id, serial, der, next_update in rows:
+                issuer = self._index.by_id.get(ca_id)
+                if issuer is not None:
+                    key = ("sha1", issuer.key_hashes["sha1"], int(serial, 16))
+                    self.cache.put(key, der, self._cache_until(now, next_update))
+                    loaded += 1
+            after_id = rows[-1][0]
+        return loaded
+
     def presign(self, ca_name: str | None = None, progress: Progress | None = None) -> int:
         """Sign every response that is missing, due for refresh, or signed by a replaced responder."""
         self.reload_issuers()

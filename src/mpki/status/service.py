@@ -74,6 +74,10 @@ class StatusMaintainer:
     def _run(self) -> None:
         status = self.service.settings.status
         polls_per_round = max(1, status.maintenance_seconds // status.cache_poll_seconds)
+        try:
+            self.service.ocsp.warm()
+        except Exception:  # a cold cache still answers, from the database
+            log.exception("OCSP cache warm-up failed")
         while not self._stop.is_set():
             try:
                 self.service.maintain()

@@ -318,6 +318,18 @@ class OcspRepository:
                 )
             )
 
+    def fresh_responses(
+        self, *, valid_after: dt.datetime, after_id: int, limit: int
+    ) -> list[tuple[int, int, str, bytes, dt.datetime]]:
+        """(id, CA id, serial, DER, nextUpdate) of stored responses valid past `valid_after`, by id."""
+        rows = self.session.execute(
+            select(OcspResponse.id, OcspResponse.ca_id, OcspResponse.serial, OcspResponse.der, OcspResponse.next_update)
+            .where(OcspResponse.id > after_id, OcspResponse.next_update > valid_after)
+            .order_by(OcspResponse.id)
+            .limit(limit)
+        )
+        return [(int(i), int(ca), serial, bytes(der), nxt) for i, ca, serial, der, nxt in rows]
+
     def counts(self) -> dict[int, int]:
         rows = self.session.execute(select(OcspResponse.ca_id, func.count()).group_by(OcspResponse.ca_id))
         return {int(ca): int(n) for ca, n in rows}
