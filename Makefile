@@ -52,6 +52,8 @@ bench: system-deps install-dev
 	$(BIN)/python bench/issue.py --n 20000 --db sqlite
 	$(BIN)/python bench/issue.py --n 20000 --db postgres
 	$(BIN)/python bench/sign.py --n 20000
+	$(BIN)/python bench/crl.py
+	$(BIN)/python bench/ocsp.py --n 100000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
