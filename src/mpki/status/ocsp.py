@@ -33,6 +33,7 @@ UNAUTHORIZED = unsuccessful("UNAUTHORIZED")
 INTERNAL_ERROR = unsuccessful("INTERNAL_ERROR")
 TRY_LATER = unsuccessful("TRY_LATER")
 PRESIGN_CHUNK = 1000
+UNKNOWN_CACHE = dt.timedelta(seconds=60)
 Progress = Callable[[int], None]
 CacheKey = tuple[str, bytes, int]
 
@@ -162,8 +163,9 @@ class OcspService:
                 expires = self._cache_until(now, stored[1])
                 self.cache.put(key, stored[0], expires)
                 return OcspAnswer(stored[0], self._max_age(expires))
-        der, next_update = self._sign_and_store(issuer, cert_id)
-        expires = self._cache_until(now, next_update)
+        der, next_update, known = self._sign_and_store(issuer, cert_id)
+        # An unknown serial is remembered briefly: cheap to repeat, and it may be issued soon after.
+        expires = self._cache_until(now, next_update) if known else (now + UNKNOWN_CACHE).timestamp()
         self.cache.put(key, der, expires)
         return OcspAnswer(der, self._max_age(expires))
 
@@ -212,7 +214,7 @@ class OcspService:
             ]
         return signer.sign(answers, nonce=nonce, produced_at=now)
 
-    def _sign_and_store(self, issuer: KnownIssuer, cert_id: CertId) -> tuple[bytes, dt.datetime]:
+    def _sign_and_store(self, issuer: KnownIssuer, cert_id: CertId) -> tuple[bytes, dt.datetime, bool]:
         signer = self._signer(issuer)
         now = utcnow().replace(microsecond=0)
         serial = format_serial(cert_id.serial)
@@ -222,7 +224,7 @@ class OcspService:
         der = signer.sign([answer], nonce=None, produced_at=now)
         if state is not None and cert_id.hash_algorithm == "sha1":
             self._store(issuer.ca_id, signer, [(serial, answer, der)])
-        return der, answer.next_update
+        return der, answer.next_update, state is not None
 
     def _store(self, ca_id: int, signer: OcspSigner, signed: list[tuple[str, SingleStatus, bytes]]) -> None:
         rows = [
