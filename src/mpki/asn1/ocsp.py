@@ -61,7 +61,9 @@ def parse_request_pyasn1(der: bytes) -> OcspRequestInfo:
     try:
         request, rest = decoder.decode(der, asn1Spec=rfc6960.OCSPRequest())
     except (PyAsn1Error, ValueError, TypeError) as error:
-        raise InvalidRequest(f"not an OCSP request: {str(error).splitlines()[0][:120]}") from None
+        # pyasn1 raises some errors with an empty message (b"garbage" does): name the error then.
+        first_line = next(iter(str(error).splitlines()), "") or type(error).__name__
+        raise InvalidRequest(f"not an OCSP request: {first_line[:120]}") from None
     if rest:
         raise InvalidRequest("trailing bytes after the OCSP request")
     tbs = request["tbsRequest"]
