@@ -5,8 +5,7 @@ linted by pkilint, for the SMKI and the TLS hierarchy, on SQLite and PostgreSQL.
 One server per backend runs the whole story (setting it up costs more than all the checks): status
 before a revocation, the revocation through the API, the CRL re-issued at once, OCSP saying so (with and
 without a nonce, one certificate or several, GET or POST), CA revocation under dual control, the ARL
-saying so. One check openssl cannot pass yet (a TLS root's ARL does not cover the root itself) is a strict
-xfail run in process, so it turns red the day it is fixed.
+saying so. In process, `-crl_check_all` over the whole TLS chain shows a root's ARL covers the root too.
 """
 
 from __future__ import annotations
@@ -492,16 +491,9 @@ def test_status_with_openssl_and_pkilint(site: Site) -> None:
         assert lint_ocsp_response((work / response_file).read_bytes(), "WARNING") == [], response_file
 
 
-# ----- in process: what openssl cannot accept yet -----------------------------------------------------
-
-ARL_SCOPE = (
-    "src/mpki/status/crl.py names the CDP URL in a root's ARL IDP; the self-signed root has no CDP, so by RFC "
-    "5280 6.3.3 (b)(2)(i) no CRL covers it and `openssl verify -crl_check_all` fails with error 44 (different "
-    "CRL scope) at the root; an ARL IDP without a distribution point (as for SMKI) covers both"
-)
+# ----- in process: the whole TLS chain, root included -------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=ARL_SCOPE)
 def test_tls_arl_covers_its_own_root(authority: CertificationAuthority, tmp_path: Path) -> None:
     """`openssl verify -crl_check_all` checks every certificate of the chain, the self-signed root too."""
     [issued] = authority.issue_many([IssuanceOrder("tls-server", tls_server_csr(), "test")], actor="test")

@@ -118,7 +118,6 @@ class CrlPublisher:
         with self.database.reader() as session:
             ca = CaRepository(session).by_name(ca_name)
             base = CrlRepository(session).latest(ca.id, FULL) if kind == DELTA else None
-            children = [child.profile for child in CaRepository(session).all() if child.parent_id == ca.id]
         if kind == DELTA and base is None:
             self.publish(ca_name, FULL, actor=actor)
             return self.publish(ca_name, DELTA, actor=actor)
@@ -141,7 +140,7 @@ class CrlPublisher:
             this_update=this_update,
             next_update=next_update,
             scope=self._scope(ca),
-            distribution_point=crl_url(self.settings.public_url, ca.name) if self._points_here(ca, children) else None,
+            distribution_point=crl_url(self.settings.public_url, ca.name) if self._points_here(ca) else None,
             delta_base=base.number if base else None,
             freshest=crl_url(self.settings.public_url, ca.name, DELTA) if kind == FULL else None,
         )
@@ -183,10 +182,15 @@ class CrlPublisher:
         return CrlScope.CA if get_profile(ca.profile).kind is ProfileKind.ROOT else CrlScope.USER
 
     @staticmethod
-    def _points_here(ca: CertificateAuthority, children: list[str]) -> bool:
-        """Whether the certificates this CRL covers carry a CRL distribution point (then the IDP names the
-        same URL, as RFC 5280 5.2.5 asks; certificates without one, like SMKI's, match a CRL without it)."""
-        covered = children if get_profile(ca.profile).kind is ProfileKind.ROOT else ca.issues_profiles.split(",")
+    def _points_here(ca: CertificateAuthority) -> bool:
+        """Whether the IDP names this CRL's URL: when the certificates it covers carry a CRL distribution
+        point (RFC 5280 6.3.3 (b)(2)(i) then matches them); certificates without one, like SMKI's, match a
+        CRL without it. A root's ARL never names it: the self-signed root has no distribution point, and
+        a relying party checking the whole chain (`openssl verify -crl_check_all`) checks the root against
+        its own ARL too; an IDP without a name covers the root and its subordinates alike."""
+        if get_profile(ca.profile).kind is ProfileKind.ROOT:
+            return False
+        covered = ca.issues_profiles.split(",")
         return any(
             spec.name == "cRLDistributionPoints" for name in covered if name for spec in get_profile(name).extensions
         )
