@@ -11,7 +11,6 @@ import base64
 import binascii
 import hashlib
 import json
-from email.utils import formatdate
 from urllib.parse import unquote
 
 import anyio.to_thread
@@ -74,7 +73,6 @@ def _cache_headers(answer: OcspAnswer) -> list[tuple[bytes, bytes]]:
     return [
         (b"cache-control", f"max-age={answer.max_age}, public, no-transform, must-revalidate".encode()),
         (b"etag", f'"{hashlib.sha256(answer.der).hexdigest()[:32]}"'.encode()),
-        (b"date", formatdate(usegmt=True).encode()),
     ]
 
 
