@@ -1,1 +1,15 @@
-"""Room for public dissemination: search and download (issue 5); empty until its issue lands."""
+"""Public dissemination, without login: certificate search and download, CA certificates, CRLs."""
+
+from mpki.repository.service import Repository, normalise_serial
+from mpki.repository.views import CaEntry, CertificateEntry, CrlEntry, SearchFilters, SearchPage, role_name
+
+__all__ = [
+    "CaEntry",
+    "CertificateEntry",
+    "CrlEntry",
+    "Repository",
+    "SearchFilters",
+    "SearchPage",
+    "normalise_serial",
+    "role_name",
+]

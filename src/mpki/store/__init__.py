@@ -14,6 +14,7 @@ from mpki.store.repositories import (
     SerialRepository,
     TokenRepository,
 )
+from mpki.store.repository_queries import CaListing, CertificateCriteria, CertificateListing, RepositoryQueries
 from mpki.store.schema import (
     ApiToken,
     AuditEvent,
@@ -48,10 +49,13 @@ __all__ = [
     "Base",
     "Batch",
     "BatchRepository",
+    "CaListing",
     "CaRepository",
     "CaRevocation",
     "CaRevocationRepository",
     "CertificateAuthority",
+    "CertificateCriteria",
+    "CertificateListing",
     "CertificateRepository",
     "CertificateRequest",
     "CertificateState",
@@ -68,6 +72,7 @@ __all__ = [
     "OrganisationRepository",
     "Person",
     "PersonRepository",
+    "RepositoryQueries",
     "RequestRepository",
     "RevocationRepository",
     "SerialRepository",

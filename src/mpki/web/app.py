@@ -13,6 +13,7 @@ from mpki.ca import CertificationAuthority
 from mpki.ra import Directory
 from mpki.ra.intake import Registration
 from mpki.ra.revocation import RevocationDesk
+from mpki.repository import Repository
 from mpki.status import StatusMaintainer, StatusService
 from mpki.web import problems
 from mpki.web.api import Services, router
@@ -20,6 +21,7 @@ from mpki.web.clientcert import trusted_proxies as parse_trusted_proxies
 from mpki.web.limits import BodyLimit
 from mpki.web.ocsp_endpoint import OcspEndpoint
 from mpki.web.problems import PROBLEM, problem
+from mpki.web.repository_routes import repository_router
 from mpki.web.status_routes import crl_router, revocation_router
 from mpki.web.worker import BatchWorker
 
@@ -61,6 +63,7 @@ def create_app(
         authority, Directory(authority.database), registration, status, RevocationDesk(authority.database, status)
     )
     app.state.worker = worker
+    app.state.repository = Repository(authority.database, authority.settings)
     app.state.trusted_proxies = parse_trusted_proxies(trusted_proxies)
     problems.install(app)
     app.add_middleware(BodyLimit)
@@ -82,4 +85,5 @@ def create_app(
     app.include_router(router)
     app.include_router(revocation_router)
     app.include_router(crl_router)
+    app.include_router(repository_router)
     return app
