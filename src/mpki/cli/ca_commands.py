@@ -9,9 +9,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from rich.table import Table
 
+from mpki.cli import status_commands
 from mpki.cli.context import authority, clean_errors, console, write_output
 
-app = typer.Typer(help="Certification Authorities: list, export, reconcile.", no_args_is_help=True)
+app = typer.Typer(help="Certification Authorities: list, export, reconcile, revoke.", no_args_is_help=True)
 
 
 def pem(der: bytes) -> str:
@@ -63,3 +64,10 @@ def reconcile() -> None:
     """Mark abandoned the serials reserved by issuers that stopped before storing their certificates."""
     count = authority().reconcile(actor="mpki-ca-reconcile")
     console.print(f"{count} abandoned serial reservation(s) recorded")
+
+
+# CA revocation under dual control lives with the other status commands.
+app.command("revoke")(status_commands.ca_revoke)
+app.command("revoke-approve")(status_commands.ca_revoke_approve)
+app.command("revoke-withdraw")(status_commands.ca_revoke_withdraw)
+app.command("revocations")(status_commands.ca_revocations)
