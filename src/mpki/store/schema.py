@@ -136,6 +136,9 @@ class IssuedCertificate(Base):
         Index(None, "ca_id", "revoked_at"),
         Index(None, "organisation_id", "id"),
         Index(None, "ca_id", "hold_released_at"),
+        # The public repository searches by status or role alone, a page at a time in id order.
+        Index(None, "status", "id"),
+        Index(None, "role_code", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

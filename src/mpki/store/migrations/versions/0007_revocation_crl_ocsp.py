@@ -108,6 +108,8 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_certificates_ca_id_hold_released_at"), ["ca_id", "hold_released_at"], unique=False
         )
+        batch_op.create_index(batch_op.f("ix_certificates_status_id"), ["status", "id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_certificates_role_code_id"), ["role_code", "id"], unique=False)
         batch_op.create_foreign_key(
             batch_op.f("fk_certificates_organisation_id_organisations"), "organisations", ["organisation_id"], ["id"]
         )
@@ -125,6 +127,8 @@ def downgrade() -> None:
         batch_op.drop_constraint(batch_op.f("fk_certificates_organisation_id_organisations"), type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_certificates_organisation_id_id"))
         batch_op.drop_index(batch_op.f("ix_certificates_ca_id_hold_released_at"))
+        batch_op.drop_index(batch_op.f("ix_certificates_status_id"))
+        batch_op.drop_index(batch_op.f("ix_certificates_role_code_id"))
         batch_op.drop_index(batch_op.f("ix_certificates_ca_id_revoked_at"))
         batch_op.drop_column("hold_released_at")
         batch_op.drop_column("revoked_by")
