@@ -87,12 +87,17 @@ class RevocationRepository:
     def crl_entries(self, ca_id: int, *, since: dt.datetime | None = None) -> Iterator[tuple[str, dt.datetime, int]]:
         """(serial, revocation time, reason) of every revoked certificate the CA issued, CA certificates
         included, streamed so that a million entries never sit in memory as rows. `since` keeps only
-        revocations at or after that moment (for a delta CRL)."""
+        revocations at or after that moment (for a delta CRL).
+
+        The rows are plain columns, so they are read through the session's connection (Core) rather than
+        the ORM's loader: the same SQL, transaction and column types, at about half the cost a row."""
         query = select(IssuedCertificate.serial, IssuedCertificate.revoked_at, IssuedCertificate.revocation_reason)
         query = query.where(IssuedCertificate.ca_id == ca_id, IssuedCertificate.revoked_at.is_not(None))
         if since is not None:
             query = query.where(IssuedCertificate.revoked_at >= since)
-        for serial, revoked_at, reason in self.session.execute(query.execution_options(yield_per=STREAM_CHUNK)):
+        self.session.flush()  # what session.execute's autoflush would have done
+        rows = self.session.connection().execute(query.execution_options(yield_per=STREAM_CHUNK))
+        for serial, revoked_at, reason in rows:
             if revoked_at is not None:
                 yield serial, revoked_at, reason if reason is not None else 0
         ca = CertificateAuthority
