@@ -22,12 +22,12 @@ def pem(der: bytes) -> str:
 @app.command("list")
 @clean_errors
 def list_cas(as_json: bool = typer.Option(False, "--json", help="Print a JSON array.")) -> None:
-    """List the CAs with their subject, profile and parent."""
+    """List the CAs with their subject, profile, parent and status (active or revoked)."""
     views = authority().list_cas()
     if as_json:
         print(json.dumps([v.as_json() for v in views], indent=2))
         return
-    table = Table("name", "subject", "profile", "parent", "issues", "not after")
+    table = Table("name", "subject", "profile", "parent", "issues", "not after", "status")
     for v in views:
         table.add_row(
             v.name,
@@ -36,6 +36,7 @@ def list_cas(as_json: bool = typer.Option(False, "--json", help="Print a JSON ar
             v.parent or "-",
             ",".join(v.issues_profiles) or "-",
             v.not_after.date().isoformat(),
+            v.status,
         )
     console.print(table)
 

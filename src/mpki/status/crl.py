@@ -13,7 +13,8 @@ from mpki.audit import AuditRecord, append
 from mpki.ca.crl import CrlScope, CrlSpec
 from mpki.ca.status_signer import StatusSigner
 from mpki.config import Settings
-from mpki.domain import NotFound, RevocationReason, utcnow
+from mpki.domain import InvalidRequest, KeyStoreError, NotFound, RevocationReason, utcnow
+from mpki.keys import INACTIVE_MESSAGE
 from mpki.profiles import ProfileKind, get_profile, status_urls
 from mpki.store import CaRepository, CertificateAuthority, Crl, CrlRepository, Database, RevocationRepository
 
@@ -118,6 +119,10 @@ class CrlPublisher:
         with self.database.reader() as session:
             ca = CaRepository(session).by_name(ca_name)
             base = CrlRepository(session).latest(ca.id, FULL) if kind == DELTA else None
+        if ca.status == "revoked":
+            raise InvalidRequest(f"CA {ca.name} is revoked: it signs nothing more; its parent's ARL speaks for it")
+        if not self.signer.keystore.is_active():
+            raise KeyStoreError(INACTIVE_MESSAGE)  # before a cRLNumber is reserved for nothing
         if kind == DELTA and base is None:
             self.publish(ca_name, FULL, actor=actor)
             return self.publish(ca_name, DELTA, actor=actor)
