@@ -17,7 +17,7 @@ from mpki.ca.ocsp import OcspSigner
 from mpki.ca.owner import this_owner
 from mpki.ca.serials import new_serials
 from mpki.ca.signing import signature_hash
-from mpki.domain import KeyStoreError, SerialStatus, utcnow
+from mpki.domain import InvalidRequest, KeyStoreError, SerialStatus, utcnow
 from mpki.keys import INACTIVE_MESSAGE, KeyAlgorithm
 from mpki.store import CaRepository, CertificateAuthority, OcspRepository, OcspResponder, SerialRepository
 
@@ -45,6 +45,8 @@ class StatusSigner:
             raise KeyStoreError(INACTIVE_MESSAGE)
         with self.database.reader() as session:
             ca = CaRepository(session).by_name(ca_name)
+        if ca.status != "active":
+            raise InvalidRequest(f"CA {ca.name} is {ca.status}: it signs no responder certificate")
         issuer_certificate = x509.load_der_x509_certificate(ca.certificate_der)
         ca_key = self.keystore.info(ca.key_id)
         now = utcnow().replace(microsecond=0)

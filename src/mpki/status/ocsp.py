@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.x509 import ocsp
 
 from mpki.asn1.ocsp import CertId, OcspRequestInfo, SingleStatus, check_nonce, parse_request_pyasn1
@@ -35,7 +36,9 @@ TRY_LATER = unsuccessful("TRY_LATER")
 PRESIGN_CHUNK = 1000
 UNKNOWN_CACHE = dt.timedelta(seconds=60)
 Progress = Callable[[int], None]
-CacheKey = tuple[str, bytes, int]
+CacheKey = tuple[str, bytes, bytes, int]  # hash algorithm, issuer name hash, issuer key hash, serial
+# What `cryptography` raises for a request it will not read: malformed, several certificates, a hash it lacks.
+UNREADABLE = (ValueError, NotImplementedError, UnsupportedAlgorithm, x509.UnsupportedGeneralNameType)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,7 @@ class ResponseCache:
     def drop(self, issuer: KnownIssuer, serial: int) -> None:
         with self._lock:
             for algorithm, key_hash in issuer.key_hashes.items():
-                self._entries.pop((algorithm, key_hash, serial), None)
+                self._entries.pop((algorithm, issuer.name_hashes[algorithm], key_hash, serial), None)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -95,7 +98,7 @@ class OcspService:
         self._signers: dict[int, OcspSigner] = {}
         self._signers_lock = threading.Lock()
         self._index = IssuerIndex([])
-        self._index_ca_count = -1
+        self._index_ca_ids: frozenset[int] = frozenset()
         self._polled_at = utcnow()
         self.reload_issuers()
 
@@ -107,8 +110,9 @@ class OcspService:
             request = ocsp.load_der_ocsp_request(request_der)
             if request.extensions:
                 return None
-            key = (request.hash_algorithm.name, request.issuer_key_hash, request.serial_number)
-        except (ValueError, x509.UnsupportedGeneralNameType):
+            algorithm, serial = request.hash_algorithm.name, request.serial_number
+            key = (algorithm, request.issuer_name_hash, request.issuer_key_hash, serial)
+        except UNREADABLE:
             return None
         found = self.cache.get(key, time.time())
         if found is None:
@@ -138,20 +142,26 @@ class OcspService:
     def _parse(self, der: bytes) -> OcspRequestInfo:
         try:
             request = ocsp.load_der_ocsp_request(der)
-        except ValueError:
-            return parse_request_pyasn1(der)  # several certificates, or malformed: pyasn1 says which
-        nonce = None
-        for extension in request.extensions:
-            if isinstance(extension.value, x509.OCSPNonce):
-                nonce = extension.value.nonce
-                check_nonce(nonce)
-        cert_id = CertId(
-            request.hash_algorithm.name, request.issuer_name_hash, request.issuer_key_hash, request.serial_number
-        )
-        return OcspRequestInfo((cert_id,), nonce)
+            extensions = list(request.extensions)
+            cert_id = CertId(
+                request.hash_algorithm.name, request.issuer_name_hash, request.issuer_key_hash, request.serial_number
+            )
+        except UNREADABLE:
+            # several certificates, a CertID hash cryptography lacks, or malformed: pyasn1 says which
+            parsed = parse_request_pyasn1(der)
+        else:
+            nonce = None
+            for extension in extensions:
+                if isinstance(extension.value, x509.OCSPNonce):
+                    nonce = extension.value.nonce
+                    check_nonce(nonce)
+            parsed = OcspRequestInfo((cert_id,), nonce)
+        if any(c.serial < 0 for c in parsed.cert_ids):
+            raise InvalidRequest("a certificate serial number is never negative (RFC 5280 4.1.2.2)")
+        return parsed
 
     def _answer_cacheable(self, issuer: KnownIssuer, cert_id: CertId) -> OcspAnswer:
-        key = (cert_id.hash_algorithm, cert_id.issuer_key_hash, cert_id.serial)
+        key = (cert_id.hash_algorithm, cert_id.issuer_name_hash, cert_id.issuer_key_hash, cert_id.serial)
         found = self.cache.get(key, time.time())
         if found is not None:
             return OcspAnswer(found[0], self._max_age(found[1]))
@@ -245,10 +255,12 @@ class OcspService:
     # ----- keeping responses fresh -------------------------------------------------------------
 
     def reload_issuers(self) -> None:
+        """Index the active CAs: a revoked CA's responder no longer speaks for its certificates (its own
+        certificate is answered for by its parent), and a pending one has none yet."""
         with self.database.reader() as session:
-            cas = [(ca.id, ca.name, ca.certificate_der) for ca in CaRepository(session).all() if ca.status != "pending"]
+            cas = [(ca.id, ca.name, ca.certificate_der) for ca in CaRepository(session).all() if ca.status == "active"]
         self._index = IssuerIndex([known_issuer(ca_id, name, der) for ca_id, name, der in cas])
-        self._index_ca_count = len(cas)
+        self._index_ca_ids = frozenset(ca_id for ca_id, _, _ in cas)
 
     def warm(self) -> int:
         """Load stored responses into this process's cache (up to its capacity), so that the first request
@@ -267,7 +279,7 @@ class OcspService:
             for _, ca_id, serial, der, next_update in rows:
                 issuer = self._index.by_id.get(ca_id)
                 if issuer is not None:
-                    key = ("sha1", issuer.key_hashes["sha1"], int(serial, 16))
+                    key = ("sha1", issuer.name_hashes["sha1"], issuer.key_hashes["sha1"], int(serial, 16))
                     self.cache.put(key, der, self._cache_until(now, next_update))
                     loaded += 1
             after_id = rows[-1][0]
@@ -288,6 +300,10 @@ class OcspService:
             ca = CaRepository(session).by_id(issuer.ca_id)
         if ca.status == "revoked" or ca.not_after <= utcnow():
             return 0
+        with self._signers_lock:
+            # Another node may have rotated the responder: sign with the current one, not a remembered
+            # predecessor (else two nodes re-sign each other's responses every round).
+            self._signers.pop(issuer.ca_id, None)
         signer = self._signer(issuer)
         refresh_before = utcnow() - dt.timedelta(hours=self.settings.status.ocsp_refresh_hours)
         total = 0
@@ -355,8 +371,8 @@ class OcspService:
         self._polled_at = utcnow()
         with self.database.reader() as session:
             changed = RevocationRepository(session).revoked_since(since)
-            ca_count = sum(1 for ca in CaRepository(session).all() if ca.status != "pending")
-        if ca_count != self._index_ca_count:
+            active = frozenset(ca.id for ca in CaRepository(session).all() if ca.status == "active")
+        if active != self._index_ca_ids:
             self.reload_issuers()
         for ca_id, serial in changed:
             issuer = self._index.by_id.get(ca_id)

@@ -158,7 +158,7 @@ class Revocations:
             for row in rows:
                 self.check_reason(row, reason)
             revocations.revoke([row.id for row in rows], at=now, reason=reason.value, by=actor)
-            names = {row.ca_id: cas.by_id(row.ca_id).name for row in rows}
+            names = {ca_id: cas.by_id(ca_id).name for ca_id in {row.ca_id for row in rows}}
             by_ca: dict[int, list[str]] = {}
             for row in rows:
                 by_ca.setdefault(row.ca_id, []).append(row.serial)
