@@ -75,6 +75,15 @@ class ResponseCache:
             for algorithm, key_hash in issuer.key_hashes.items():
                 self._entries.pop((algorithm, issuer.name_hashes[algorithm], key_hash, serial), None)
 
+    def drop_issuer(self, issuer: KnownIssuer) -> None:
+        """Forget every answer about the CA's certificates (it was revoked): a scan, as rare as that is."""
+        names = {
+            (algorithm, issuer.name_hashes[algorithm], key_hash) for algorithm, key_hash in issuer.key_hashes.items()
+        }
+        with self._lock:
+            for key in [key for key in self._entries if key[:3] in names]:
+                del self._entries[key]
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -259,8 +268,12 @@ class OcspService:
         certificate is answered for by its parent), and a pending one has none yet."""
         with self.database.reader() as session:
             cas = [(ca.id, ca.name, ca.certificate_der) for ca in CaRepository(session).all() if ca.status == "active"]
+        previous = self._index
         self._index = IssuerIndex([known_issuer(ca_id, name, der) for ca_id, name, der in cas])
         self._index_ca_ids = frozenset(ca_id for ca_id, _, _ in cas)
+        for ca_id, issuer in previous.by_id.items():
+            if ca_id not in self._index_ca_ids:
+                self.cache.drop_issuer(issuer)
 
     def warm(self) -> int:
         """Load stored responses into this process's cache (up to its capacity), so that the first request
