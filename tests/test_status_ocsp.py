@@ -407,11 +407,6 @@ def test_an_inactive_keystore_serves_presigned_answers_and_asks_to_try_later_for
     assert successful(node.ocsp.answer(plain).der).certificate_status is REVOKED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CrlPublisher.due() looks only at CRL age, not at revocations newer than the CRL: a revocation made "
-    "while the keystore was inactive waits for the next scheduled refresh (up to delta_refresh_minutes)",
-)
 def test_a_revocation_made_while_the_keys_were_inactive_is_published_by_the_next_maintenance(
     authority: CertificationAuthority, status: StatusService
 ) -> None:

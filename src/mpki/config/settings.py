@@ -200,6 +200,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     settings = replace(settings, status=replace(settings.status, **status_changes))
     if settings.status.ocsp_refresh_hours >= settings.status.ocsp_next_update_hours:
         raise ConfigError("MPKI_STATUS_OCSP_REFRESH_HOURS must be below MPKI_STATUS_OCSP_NEXT_UPDATE_HOURS")
+    if settings.status.ocsp_responder_renew_days >= settings.status.ocsp_responder_days:
+        raise ConfigError(
+            "MPKI_STATUS_OCSP_RESPONDER_RENEW_DAYS must be below MPKI_STATUS_OCSP_RESPONDER_DAYS "
+            "(or every round would issue a new responder)"
+        )
     if settings.status.crl_refresh_hours >= settings.status.crl_next_update_hours:
         raise ConfigError("MPKI_STATUS_CRL_REFRESH_HOURS must be below MPKI_STATUS_CRL_NEXT_UPDATE_HOURS")
     if settings.issuance_chunk_size < 1:

@@ -94,7 +94,8 @@ class CrlPublisher:
             return [_view(ca.name, row) for row in CrlRepository(session).history(ca.id, limit)]
 
     def due(self, now: dt.datetime | None = None) -> list[tuple[str, str]]:
-        """(CA, kind) pairs whose newest CRL is missing, older than its refresh period, or near nextUpdate."""
+        """(CA, kind) pairs whose newest CRL is missing, older than its refresh period, near nextUpdate, or
+        older than a revocation (one made while the keys were inactive is published at the next round)."""
         moment = now or utcnow()
         status = self.settings.status
         full_every = dt.timedelta(hours=status.crl_refresh_hours)
@@ -102,13 +103,21 @@ class CrlPublisher:
         with self.database.reader() as session:
             cas = [ca for ca in CaRepository(session).all() if ca.status != "pending"]
             newest = CrlRepository(session).latest_numbers()
+            changes = RevocationRepository(session)
+            last_change = {ca.id: changes.last_change(ca.id) for ca in cas if ca.status == "active"}
         found: list[tuple[str, str]] = []
         for ca in cas:
             if ca.status == "revoked" or ca.not_after <= moment:
                 continue  # a revoked or expired CA publishes no more (its parent's ARL speaks for it)
+            changed = last_change.get(ca.id)
             for kind, every in ((FULL, full_every), (DELTA, delta_every)):
                 latest = newest.get((ca.id, kind))
-                if latest is None or moment - latest[1] >= every or latest[2] - moment <= every / 2:
+                if (
+                    latest is None
+                    or moment - latest[1] >= every
+                    or latest[2] - moment <= every / 2
+                    or (changed is not None and changed >= latest[1])
+                ):
                     found.append((ca.name, kind))
         return found
 

@@ -371,8 +371,7 @@ class OcspService:
         try:
             signer = self._signer(issuer)
             with self.database.reader() as session:
-                states = RevocationRepository(session)
-                found = [state for serial in serials if (state := states.state(ca_id, serial)) is not None]
+                found = RevocationRepository(session).states(ca_id, serials)
             for start in range(0, len(found), PRESIGN_CHUNK):
                 self._sign_states(issuer, signer, found[start : start + PRESIGN_CHUNK])
         except MpkiError as error:

@@ -229,6 +229,9 @@ class Revocations:
             except MpkiError as error:
                 warnings.append(f"CRL for {names[ca_id]} not re-published yet: {error}")
                 log.warning(warnings[-1])
+            except Exception:  # the revocation is committed; the caller must hear so, not a 500
+                warnings.append(f"CRL for {names[ca_id]} not re-published yet: an internal error (logged)")
+                log.exception(warnings[-1])
             self.ocsp.refresh(ca_id, serials)
         return tuple(published), tuple(warnings)
 

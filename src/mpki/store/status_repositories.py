@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mpki.domain import NotFound
+from mpki.domain import MpkiError, NotFound
 from mpki.store.schema import (
     CaRevocation,
     CertificateAuthority,
@@ -21,6 +22,7 @@ from mpki.store.schema import (
 )
 
 STREAM_CHUNK = 20_000
+RESERVE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,50 @@ class RevocationRepository:
             if revoked_at is not None:
                 yield serial, revoked_at, reason if reason is not None else 0
 
+    def last_change(self, ca_id: int) -> dt.datetime | None:
+        """The latest revocation or hold release among what this CA issued (index seeks, not scans)."""
+        moments = [
+            self.session.scalar(select(func.max(IssuedCertificate.revoked_at)).where(IssuedCertificate.ca_id == ca_id)),
+            self.session.scalar(
+                select(func.max(IssuedCertificate.hold_released_at)).where(IssuedCertificate.ca_id == ca_id)
+            ),
+            self.session.scalar(
+                select(func.max(CertificateAuthority.revoked_at)).where(CertificateAuthority.parent_id == ca_id)
+            ),
+        ]
+        found = [moment for moment in moments if moment is not None]
+        return max(found) if found else None
+
+    def states(self, ca_id: int, serials: Sequence[str]) -> list[CertificateState]:
+        """The state of each of these serials the CA issued (end-entity certificates, then CAs); unknown
+        serials are left out."""
+        found: list[CertificateState] = []
+        for start in range(0, len(serials), 500):
+            chunk = list(serials[start : start + 500])
+            rows = self.session.execute(
+                select(
+                    IssuedCertificate.serial,
+                    IssuedCertificate.status,
+                    IssuedCertificate.revoked_at,
+                    IssuedCertificate.revocation_reason,
+                ).where(IssuedCertificate.ca_id == ca_id, IssuedCertificate.serial.in_(chunk))
+            )
+            found += [CertificateState(s, st, at, r, is_ca=False) for s, st, at, r in rows]
+            children = self.session.execute(
+                select(
+                    CertificateAuthority.serial,
+                    CertificateAuthority.status,
+                    CertificateAuthority.revoked_at,
+                    CertificateAuthority.revocation_reason,
+                ).where(
+                    CertificateAuthority.parent_id == ca_id,
+                    CertificateAuthority.serial.in_(chunk),
+                    CertificateAuthority.status != "pending",
+                )
+            )
+            found += [CertificateState(s, st, at, r, is_ca=True) for s, st, at, r in children]
+        return found
+
     def released_since(self, ca_id: int, since: dt.datetime) -> list[tuple[str, dt.datetime]]:
         """Holds released at or after `since`: a delta CRL lists them with removeFromCRL."""
         rows = self.session.execute(
@@ -164,23 +210,29 @@ class CrlRepository:
         this_update: dt.datetime,
         next_update: dt.datetime,
     ) -> Crl:
-        """Take the CA's next cRLNumber (full and delta CRLs share one sequence, RFC 5280 5.2.3)."""
-        highest = self.session.scalar(select(func.max(Crl.number)).where(Crl.ca_id == ca_id))
-        row = Crl(
-            ca_id=ca_id,
-            number=(highest or 0) + 1,
-            kind=kind,
-            base_number=base_number,
-            status="building",
-            this_update=this_update,
-            next_update=next_update,
-            entries=0,
-            der=None,
-            created_at=this_update,
-        )
-        self.session.add(row)
-        self.session.flush()
-        return row
+        """Take the CA's next cRLNumber (full and delta CRLs share one sequence, RFC 5280 5.2.3). Two nodes
+        may read the same highest number: the unique constraint refuses one, which tries the next."""
+        for _ in range(RESERVE_ATTEMPTS):
+            highest = self.session.scalar(select(func.max(Crl.number)).where(Crl.ca_id == ca_id))
+            row = Crl(
+                ca_id=ca_id,
+                number=(highest or 0) + 1,
+                kind=kind,
+                base_number=base_number,
+                status="building",
+                this_update=this_update,
+                next_update=next_update,
+                entries=0,
+                der=None,
+                created_at=this_update,
+            )
+            try:
+                with self.session.begin_nested():
+                    self.session.add(row)
+            except IntegrityError:
+                continue
+            return row
+        raise MpkiError(f"could not reserve a cRLNumber for CA {ca_id} after {RESERVE_ATTEMPTS} attempts")
 
     def publish(self, crl_id: int, der: bytes, entries: int) -> None:
         self.session.execute(
