@@ -105,6 +105,27 @@ def loadgen(port: int, requests: Path, args: argparse.Namespace, prefix: list[st
     return result
 
 
+def probe(port: int, requests: Path, count: int = 200) -> None:
+    """Before any load: answers must be for the certificate asked about, good, and signed by a responder
+    whose key verifies them, so that a fast wrong answer cannot pass as throughput."""
+    sys.path.insert(0, str(LOADGEN.parent))
+    from loadgen import read_requests
+
+    bodies = read_requests(requests)
+    for body in bodies[:: max(1, len(bodies) // count)][:count]:
+        asked = ocsp.load_der_ocsp_request(body)
+        reply = httpx.post(
+            f"http://127.0.0.1:{port}/ocsp", content=body, headers={"Content-Type": "application/ocsp-request"}
+        )
+        answer = ocsp.load_der_ocsp_response(reply.content)
+        responder = answer.certificates[0].public_key()
+        if not isinstance(responder, ec.EllipticCurvePublicKey):
+            raise SystemExit("unexpected responder key type")
+        responder.verify(answer.signature, answer.tbs_response_bytes, ec.ECDSA(answer.signature_hash_algorithm))
+        if answer.serial_number != asked.serial_number or answer.certificate_status != ocsp.OCSPCertStatus.GOOD:
+            raise SystemExit(f"wrong answer for serial {asked.serial_number:x}")
+
+
 def run_mpki(env: dict[str, str], requests: Path, args: argparse.Namespace, log: Path) -> dict[str, float]:
     port = free_port()
     command = [sys.executable, "-m", "mpki", "serve", "--port", str(port), "--workers", str(args.workers)]
@@ -121,6 +142,7 @@ def run_mpki(env: dict[str, str], requests: Path, args: argparse.Namespace, log:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit(f"mpki serve did not start: {log.read_text()[-2000:]}")
                 time.sleep(0.2)
+            probe(port, requests)
             return loadgen(port, requests, args)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
