@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+from cryptography import x509
 from pyasn1.codec.der import encoder
 from pyasn1.type import univ
 from pyasn1_alt_modules import rfc4108
 
 from mpki.asn1 import HardwareModuleName, decode_hardware_module_name, encode_hardware_module_name
+from mpki.asn1.certificate import subject_der
 from mpki.domain import InvalidRequest
 
 
@@ -44,3 +47,18 @@ GOOD = bytes.fromhex("3019060D2A863A0001848FB90F01020201040800DB1234567890A4")
 def test_malformed_input_is_refused(der: bytes, message: str) -> None:
     with pytest.raises(InvalidRequest, match=message):
         decode_hardware_module_name(der)
+
+
+def test_subject_der_is_the_subject_as_encoded_in_the_certificate(vectors: Path) -> None:
+    """Real DCC certificates: the bytes sliced out are a whole Name that decodes to the subject."""
+    for path in [*sorted(vectors.glob("*_cert.der")), vectors / "Z1_issuing_oca.der"]:
+        der = path.read_bytes()
+        certificate = x509.load_der_x509_certificate(der)
+        sliced = subject_der(der)
+        assert sliced[0] == 0x30 and sliced in certificate.tbs_certificate_bytes
+        assert sliced == certificate.subject.public_bytes(), path.name
+
+
+def test_subject_der_refuses_a_truncated_certificate(vectors: Path) -> None:
+    with pytest.raises(InvalidRequest):
+        subject_der((vectors / "Z1_issuing_oca.der").read_bytes()[:40])

@@ -199,10 +199,12 @@ def test_hold_and_release_through_the_api(world: World, sql: Connection) -> None
 
     before = snapshot(sql)
     is_problem(world.call("subscriber-B", "POST", f"/api/v1/certificates/{serial}/release-hold"), 403)
+    # Lifting a hold is the RA's decision, not the subscriber's, even for its own certificate.
+    is_problem(world.call("subscriber-A", "POST", f"/api/v1/certificates/{serial}/release-hold"), 403)
     is_problem(world.call("auditor", "POST", f"/api/v1/certificates/{serial}/release-hold"), 403)
     is_problem(world.call(None, "POST", f"/api/v1/certificates/{serial}/release-hold"), 401)
     assert snapshot(sql) == before
-    released = world.call("subscriber-A", "POST", f"/api/v1/certificates/{serial}/release-hold")
+    released = world.call("ra-agent", "POST", f"/api/v1/certificates/{serial}/release-hold")
     assert released.status_code == 200, released.text
     assert released.json()["reason"] == "removeFromCRL" and released.json()["serials"] == [serial]
     assert world.row(serial) == ("issued", None)
@@ -213,7 +215,7 @@ def test_hold_and_release_through_the_api(world: World, sql: Connection) -> None
     assert cert.serial_number not in crl_serials(
         x509.load_der_x509_crl(world.client.get("/crl/tls-issuing.crl").content)
     )
-    is_problem(world.call("subscriber-A", "POST", f"/api/v1/certificates/{serial}/release-hold"), 400)
+    is_problem(world.call("ra-agent", "POST", f"/api/v1/certificates/{serial}/release-hold"), 400)
 
 
 # ----- CA revocation under dual control -------------------------------------------------------------------

@@ -16,7 +16,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 from sqlalchemy import Connection, text
 
-from mpki.asn1.ocsp import MAX_CERTIFICATES_PER_REQUEST
+from mpki.asn1.ocsp import MAX_CERTIFICATES_PER_REQUEST, CertId, SingleStatus
 from mpki.ca import CertificationAuthority, IssuedView
 from mpki.ca.ocsp import OcspSigner
 from mpki.domain import KeyStoreError, RevocationReason, utcnow
@@ -429,3 +429,36 @@ def test_presign_covers_thousands_in_chunks(authority: CertificationAuthority, s
     assert response.certificate_status is REVOKED and response.revocation_time_utc == revoked_at
     der = serialization.Encoding.DER  # the answer came from the store: same bytes on a second request
     assert status.ocsp.answer(request_by_hash(issuer, int(serials[-1], 16))).der == response.public_bytes(der)
+
+
+def test_a_good_answer_signed_before_a_revocation_is_never_stored_after_it(
+    authority: CertificationAuthority, status: StatusService, sql: Connection
+) -> None:
+    """The race between a presign batch (or a cache miss on another node) and a revocation: the answer
+    was signed while the certificate was good, the revocation commits, then the answer reaches the store."""
+    view = issue(authority, "smki-org")
+    status.maintain()
+    issuer = status.ocsp._index.by_id[_ca_id(sql, "smki-org-ca")]
+    signer = status.ocsp._signer(issuer)
+    now = utcnow().replace(microsecond=0)
+    good = SingleStatus(
+        CertId("sha1", issuer.name_hashes["sha1"], issuer.key_hashes["sha1"], int(view.serial, 16)),
+        "good",
+        now,
+        now + dt.timedelta(hours=1),
+    )
+    stale = signer.sign([good], nonce=None, produced_at=now)
+    status.revocations.revoke([view.serial], RevocationReason.KEY_COMPROMISE, actor="agent")
+    revoked_answer = stored_response(sql, view.serial)
+    status.ocsp._store(issuer.ca_id, signer, [(view.serial, good, stale)])
+    assert stored_response(sql, view.serial) == revoked_answer
+    assert successful(revoked_answer).certificate_status is ocsp.OCSPCertStatus.REVOKED
+    # And a stored answer that no longer matches the certificate is picked up by the next presign.
+    sql.execute(text("UPDATE ocsp_responses SET status = 'good'"))
+    sql.commit()
+    assert status.ocsp.presign() >= 1
+    assert successful(stored_response(sql, view.serial)).certificate_status is ocsp.OCSPCertStatus.REVOKED
+
+
+def _ca_id(sql: Connection, name: str) -> int:
+    return int(sql.execute(text("SELECT id FROM cas WHERE name = :n"), {"n": name}).scalar_one())

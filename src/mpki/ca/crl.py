@@ -15,8 +15,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID
 
+from mpki.asn1.certificate import subject_der
 from mpki.asn1.der import encode_length, encode_oid, tlv
 from mpki.ca.signing import signature_hash
 
@@ -195,7 +197,7 @@ def sign_crl(
     pieces = [
         _VERSION_2,
         algorithm,
-        spec.issuer.subject.public_bytes(),
+        subject_der(spec.issuer.public_bytes(Encoding.DER)),
         encode_time(spec.this_update),
         encode_time(spec.next_update),
     ]

@@ -64,6 +64,14 @@ class StatusSettings:
     # How often the maintenance loop in `mpki serve` looks for work, and how often caches re-check revocations.
     maintenance_seconds: int = 60
     cache_poll_seconds: int = 2
+    # Change detection reads revocation times stamped before commit: look back this far past the last poll.
+    change_overlap_seconds: int = 300
+    # A delta CRL starts this long before its base was built, so no revocation falls between the two.
+    delta_overlap_minutes: int = 5
+    # How long HTTP caches may keep a CRL or an OCSP GET answer (both are re-issued on revocation).
+    http_max_age_seconds: int = 300
+    # How long an `unknown` OCSP answer is remembered (it is cheap to repeat and may be issued soon).
+    ocsp_unknown_cache_seconds: int = 60
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,10 @@ class RevocationDesk:
         )
 
     def release_hold(self, principal: Principal, serial: str, *, ca_name: str | None = None) -> RevocationOutcome:
+        """Lifting a suspension is an RA decision (agents, or the organisation's RA officer), not the
+        subscriber's: a hold an agent placed must not be undone by the party it was placed on."""
         certificate = self.status.revocations.find(serial, ca_name)
-        authorise(principal, Action.CERT_REVOKE, certificate.organisation_id)
+        authorise(principal, Action.REQUEST_DECIDE, certificate.organisation_id)
         return self.status.revocations.release_hold(certificate.serial, actor=principal.actor, ca_name=ca_name)
 
     def propose_ca_revocation(self, principal: Principal, ca_name: str, reason: RevocationReason) -> CaRevocationView:

@@ -18,8 +18,6 @@ from mpki.keys import INACTIVE_MESSAGE
 from mpki.profiles import ProfileKind, get_profile, status_urls
 from mpki.store import CaRepository, CertificateAuthority, Crl, CrlRepository, Database, RevocationRepository
 
-# A delta lists revocations from a little before its base was built, so none falls between the two.
-DELTA_OVERLAP = dt.timedelta(minutes=5)
 FULL = "full"
 DELTA = "delta"
 
@@ -77,16 +75,26 @@ class CrlPublisher:
         self.settings = settings
         self.database = database
         self.signer = signer
+        self._served: dict[tuple[str, str], PublishedCrl] = {}
 
     # ----- reading ------------------------------------------------------------------------------
 
     def latest(self, ca_name: str, kind: str = FULL) -> PublishedCrl:
+        """The newest CRL of this kind. A large CRL is tens of megabytes: it is read from the database
+        once per number and then served from memory (the number is looked up on every call)."""
         with self.database.reader() as session:
             ca = CaRepository(session).by_name(ca_name)
-            row = CrlRepository(session).latest(ca.id, kind)
+            crls = CrlRepository(session)
+            number = crls.latest_number(ca.id, kind)
+            cached = self._served.get((ca.name, kind))
+            if number is not None and cached is not None and cached.number == number:
+                return cached
+            row = crls.latest(ca.id, kind)
             if row is None:
                 raise NotFound(f"CA {ca_name!r} has no published {'delta CRL' if kind == DELTA else 'CRL'} yet")
-            return _view(ca.name, row)
+            view = _view(ca.name, row)
+        self._served[(ca.name, kind)] = view
+        return view
 
     def history(self, ca_name: str, limit: int = 20) -> list[PublishedCrl]:
         with self.database.reader() as session:
@@ -159,7 +167,8 @@ class CrlPublisher:
             freshest=crl_url(self.settings.public_url, ca.name, DELTA) if kind == FULL else None,
         )
         with self.database.reader() as session:
-            entries = self._entries(session, ca.id, base.this_update - DELTA_OVERLAP if base else None)
+            overlap = dt.timedelta(minutes=self.settings.status.delta_overlap_minutes)
+            entries = self._entries(session, ca.id, base.this_update - overlap if base else None)
             der, count = self.signer.sign_crl(ca, spec, entries)
         with self.database.transaction() as session:
             CrlRepository(session).publish(crl_id, der, count)

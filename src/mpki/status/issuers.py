@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from mpki.asn1.certificate import subject_der
 from mpki.asn1.der import read_tlv
 
 HASHES = ("sha1", "sha256", "sha384", "sha512")
@@ -36,7 +37,7 @@ def subject_public_key_bits(certificate: x509.Certificate) -> bytes:
 
 def known_issuer(ca_id: int, name: str, certificate_der: bytes) -> KnownIssuer:
     certificate = x509.load_der_x509_certificate(certificate_der)
-    subject = certificate.subject.public_bytes()
+    subject = subject_der(certificate_der)
     bits = subject_public_key_bits(certificate)
     return KnownIssuer(
         ca_id,

@@ -34,7 +34,6 @@ UNAUTHORIZED = unsuccessful("UNAUTHORIZED")
 INTERNAL_ERROR = unsuccessful("INTERNAL_ERROR")
 TRY_LATER = unsuccessful("TRY_LATER")
 PRESIGN_CHUNK = 1000
-UNKNOWN_CACHE = dt.timedelta(seconds=60)
 Progress = Callable[[int], None]
 CacheKey = tuple[str, bytes, bytes, int]  # hash algorithm, issuer name hash, issuer key hash, serial
 # What `cryptography` raises for a request it will not read: malformed, several certificates, a hash it lacks.
@@ -147,6 +146,9 @@ class OcspService:
         except KeyStoreError:
             log.warning("OCSP: cannot sign for %s: the keystore is not active", issuer.name)
             return OcspAnswer(TRY_LATER)
+        except Exception:  # a relying party gets an OCSP answer, never an HTTP 500 (RFC 6960 internalError)
+            log.exception("OCSP: answering for %s failed", issuer.name)
+            return OcspAnswer(INTERNAL_ERROR)
 
     def _parse(self, der: bytes) -> OcspRequestInfo:
         try:
@@ -184,7 +186,8 @@ class OcspService:
                 return OcspAnswer(stored[0], self._max_age(expires))
         der, next_update, known = self._sign_and_store(issuer, cert_id)
         # An unknown serial is remembered briefly: cheap to repeat, and it may be issued soon after.
-        expires = self._cache_until(now, next_update) if known else (now + UNKNOWN_CACHE).timestamp()
+        unknown_for = dt.timedelta(seconds=self.settings.status.ocsp_unknown_cache_seconds)
+        expires = self._cache_until(now, next_update) if known else (now + unknown_for).timestamp()
         self.cache.put(key, der, expires)
         return OcspAnswer(der, self._max_age(expires))
 
@@ -194,20 +197,23 @@ class OcspService:
         refresh = dt.timedelta(hours=self.settings.status.ocsp_refresh_hours) / 2
         return min(now + refresh, next_update - dt.timedelta(minutes=5)).timestamp()
 
-    @staticmethod
-    def _max_age(expires: float) -> int:
-        return max(0, int(expires - time.time()))
+    def _max_age(self, expires: float) -> int:
+        """How long an HTTP cache may keep a GET answer: never past its own expiry here, and no longer than
+        CRLs may be kept, since both change the moment a certificate is revoked."""
+        return max(0, min(self.settings.status.http_max_age_seconds, int(expires - time.time())))
 
     # ----- signing ------------------------------------------------------------------------------
 
     def _signer(self, issuer: KnownIssuer) -> OcspSigner:
+        """The CA's current responder. Only a CA that has none at all gets one here (a fresh installation
+        before its first upkeep round); successors are the upkeep loop's job, never a request's."""
         now = utcnow()
         signer = self._signers.get(issuer.ca_id)
-        if signer is not None and signer.not_after > now + dt.timedelta(hours=1):
+        if signer is not None and signer.not_after > now:
             return signer
         with self._signers_lock:
             signer = self.signer.ocsp_signer(issuer.ca_id, now)
-            if signer is None or signer.not_after <= now + dt.timedelta(hours=1):
+            if signer is None:
                 signer = self.signer.issue_responder(issuer.name, actor="mpki-ocsp", lifetime=self._responder_lifetime)
             self._signers[issuer.ca_id] = signer
             return signer
@@ -227,10 +233,9 @@ class OcspService:
         signer = self._signer(issuer)
         now = utcnow().replace(microsecond=0)
         with self.database.reader() as session:
-            states = RevocationRepository(session)
-            answers = [
-                self._single(signer, c, states.state(issuer.ca_id, format_serial(c.serial)), now) for c in cert_ids
-            ]
+            found = RevocationRepository(session).states(issuer.ca_id, [format_serial(c.serial) for c in cert_ids])
+        by_serial = {state.serial: state for state in found}
+        answers = [self._single(signer, c, by_serial.get(format_serial(c.serial)), now) for c in cert_ids]
         return signer.sign(answers, nonce=nonce, produced_at=now)
 
     def _sign_and_store(self, issuer: KnownIssuer, cert_id: CertId) -> tuple[bytes, dt.datetime, bool]:
@@ -376,14 +381,17 @@ class OcspService:
                 self._sign_states(issuer, signer, found[start : start + PRESIGN_CHUNK])
         except MpkiError as error:
             log.warning("OCSP responses for %s not re-signed yet (%s); they are signed on demand", issuer.name, error)
+        except Exception:  # the status change is committed; upkeep and on-demand signing catch up
+            log.exception("OCSP responses for %s not re-signed yet; they are signed on demand", issuer.name)
 
     def poll_changes(self) -> int:
         """Drop cached answers whose certificate changed status in another process; returns how many."""
-        since = self._polled_at - dt.timedelta(minutes=1)  # overlap: commits land after their timestamps
+        # Overlap: a revocation's time is stamped before its transaction commits.
+        since = self._polled_at - dt.timedelta(seconds=self.settings.status.change_overlap_seconds)
         self._polled_at = utcnow()
         with self.database.reader() as session:
-            changed = RevocationRepository(session).revoked_since(since)
             active = frozenset(ca.id for ca in CaRepository(session).all() if ca.status == "active")
+            changed = RevocationRepository(session).revoked_since(sorted(active | self._index_ca_ids), since)
         if active != self._index_ca_ids:
             self.reload_issuers()
         for ca_id, serial in changed:
@@ -401,7 +409,8 @@ class OcspService:
             cas = [ca for ca in CaRepository(session).all() if ca.status == "active" and ca.not_after > now]
         for ca in cas:
             current = self.signer.ocsp_signer(ca.id, now)
-            if current is None or current.not_after - now < renew:
+            # Near the CA's own end a successor could not outlive the current responder: keep it.
+            if current is None or (current.not_after - now < renew and ca.not_after > current.not_after):
                 successor = self.signer.issue_responder(ca.name, actor=actor, lifetime=self._responder_lifetime)
                 with self._signers_lock:
                     self._signers[ca.id] = successor

@@ -4,6 +4,7 @@ OCSP responses that speak for the certificate are re-signed at once."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Sequence
@@ -157,7 +158,9 @@ class Revocations:
                 raise InvalidRequest("a serial is ambiguous across CAs; name the CA")
             for row in rows:
                 self.check_reason(row, reason)
-            revocations.revoke([row.id for row in rows], at=now, reason=reason.value, by=actor)
+            if revocations.revoke([row.id for row in rows], at=now, reason=reason.value, by=actor) != len(rows):
+                # Another revocation committed between the checks and this update: nothing is written.
+                raise InvalidRequest("a certificate named here was revoked a moment ago by someone else; look again")
             names = {ca_id: cas.by_id(ca_id).name for ca_id in {row.ca_id for row in rows}}
             by_ca: dict[int, list[str]] = {}
             for row in rows:
@@ -286,8 +289,9 @@ class Revocations:
                 raise InvalidRequest("dual control: the approver must be someone other than the proposer")
             assert ca.parent_id is not None
             parent = cas.by_id(ca.parent_id)
-            row.status, row.approved_by, row.approved_at = "done", actor, now
-            RevocationRepository(session).revoke_ca(ca.id, at=now, reason=row.reason)
+            settled = proposals.settle(proposal_id, "done", by=actor, at=now)
+            if not settled or not RevocationRepository(session).revoke_ca(ca.id, at=now, reason=row.reason):
+                raise InvalidRequest(f"CA revocation {proposal_id} was settled a moment ago by someone else")
             OcspRepository(session).forget(parent.id, [ca.serial])
             reason = RevocationReason(row.reason)
             append(
@@ -316,16 +320,16 @@ class Revocations:
 
     def withdraw_ca_revocation(self, proposal_id: int, *, actor: str) -> CaRevocationView:
         with self.database.transaction() as session:
-            row = CaRevocationRepository(session).by_id(proposal_id)
-            if row.status != "pending":
+            proposals = CaRevocationRepository(session)
+            row = proposals.by_id(proposal_id)
+            if row.status != "pending" or not proposals.settle(proposal_id, "withdrawn"):
                 raise InvalidRequest(f"CA revocation {proposal_id} is {row.status}, not pending")
-            row.status = "withdrawn"
             ca = CaRepository(session).by_id(row.ca_id)
             append(
                 session,
                 [AuditRecord(action="ca.revocation_withdrawn", actor=actor, ca=ca.name, details={"proposal": row.id})],
             )
-            return _proposal_view(row, ca.name)
+            return dataclasses.replace(_proposal_view(row, ca.name), status="withdrawn")
 
     def pending_ca_revocations(self) -> list[CaRevocationView]:
         with self.database.reader() as session:

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from mpki.store.schema import (
 
 STREAM_CHUNK = 20_000
 RESERVE_ATTEMPTS = 5
+HOLD = 6  # CRLReason certificateHold: the one revocation a later one may replace
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +43,22 @@ class RevocationRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def revoke(self, ids: Sequence[int], *, at: dt.datetime, reason: int, by: str) -> None:
+    def revoke(self, ids: Sequence[int], *, at: dt.datetime, reason: int, by: str) -> int:
+        """Revoke the certificates that are not revoked yet (or only on hold); returns how many changed, so
+        that a caller racing another revocation sees the difference and rolls back."""
+        changed = 0
         for start in range(0, len(ids), 500):
-            self.session.execute(
+            result = self.session.execute(
                 update(IssuedCertificate)
-                .where(IssuedCertificate.id.in_(list(ids[start : start + 500])))
+                .where(
+                    IssuedCertificate.id.in_(list(ids[start : start + 500])),
+                    or_(IssuedCertificate.revoked_at.is_(None), IssuedCertificate.revocation_reason == HOLD),
+                )
                 .values(status="revoked", revoked_at=at, revocation_reason=reason, revoked_by=by, hold_released_at=None)
                 .execution_options(synchronize_session=False)
             )
+            changed += result.rowcount  # type: ignore[attr-defined]
+        return changed
 
     def release_hold(self, certificate_id: int, *, at: dt.datetime) -> None:
         self.session.execute(
@@ -59,13 +68,15 @@ class RevocationRepository:
             .execution_options(synchronize_session=False)
         )
 
-    def revoke_ca(self, ca_id: int, *, at: dt.datetime, reason: int) -> None:
-        self.session.execute(
+    def revoke_ca(self, ca_id: int, *, at: dt.datetime, reason: int) -> bool:
+        """Revoke an active CA; False if it was not active any more (a concurrent approval won)."""
+        result = self.session.execute(
             update(CertificateAuthority)
-            .where(CertificateAuthority.id == ca_id)
+            .where(CertificateAuthority.id == ca_id, CertificateAuthority.status == "active")
             .values(status="revoked", revoked_at=at, revocation_reason=reason)
             .execution_options(synchronize_session=False)
         )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def certificates(self, ca_id: int | None, serials: Sequence[str]) -> list[IssuedCertificate]:
         found: list[IssuedCertificate] = []
@@ -75,16 +86,6 @@ class RevocationRepository:
                 query = query.where(IssuedCertificate.ca_id == ca_id)
             found.extend(self.session.scalars(query))
         return found
-
-    def live_for_organisation(self, organisation_id: int) -> list[str]:
-        """Serials of the organisation's certificates that are not revoked."""
-        return list(
-            self.session.scalars(
-                select(IssuedCertificate.serial).where(
-                    IssuedCertificate.organisation_id == organisation_id, IssuedCertificate.revoked_at.is_(None)
-                )
-            )
-        )
 
     def crl_entries(self, ca_id: int, *, since: dt.datetime | None = None) -> Iterator[tuple[str, dt.datetime, int]]:
         """(serial, revocation time, reason) of every revoked certificate the CA issued, CA certificates
@@ -182,19 +183,22 @@ class RevocationRepository:
             return CertificateState(serial, child[0], child[1], child[2], is_ca=True)
         return None
 
-    def revoked_since(self, since: dt.datetime) -> list[tuple[int, str]]:
-        """(CA id, serial) of certificates whose status changed at or after `since`: caches drop them."""
-        rows = self.session.execute(
-            select(IssuedCertificate.ca_id, IssuedCertificate.serial).where(
-                or_(IssuedCertificate.revoked_at >= since, IssuedCertificate.hold_released_at >= since)
-            )
-        ).all()
-        cas = self.session.execute(
+    def revoked_since(self, ca_ids: Sequence[int], since: dt.datetime) -> list[tuple[int, str]]:
+        """(CA id, serial) of certificates of these CAs whose status changed at or after `since` (index
+        seeks per CA), and of subordinate CAs revoked since then: caches drop them."""
+        found: list[tuple[int, str]] = []
+        for ca_id in ca_ids:
+            for column in (IssuedCertificate.revoked_at, IssuedCertificate.hold_released_at):
+                rows = self.session.scalars(
+                    select(IssuedCertificate.serial).where(IssuedCertificate.ca_id == ca_id, column >= since)
+                )
+                found += [(ca_id, serial) for serial in rows]
+        children = self.session.execute(
             select(CertificateAuthority.parent_id, CertificateAuthority.serial).where(
                 CertificateAuthority.revoked_at >= since
             )
         ).all()
-        return [(int(ca), serial) for ca, serial in [*rows, *cas] if ca is not None]
+        return found + [(int(parent), serial) for parent, serial in children if parent is not None]
 
 
 class CrlRepository:
@@ -250,6 +254,12 @@ class CrlRepository:
             .limit(1)
         )
 
+    def latest_number(self, ca_id: int, kind: str) -> int | None:
+        """The newest published number of this kind (an index seek; the DER is not read)."""
+        return self.session.scalar(
+            select(func.max(Crl.number)).where(Crl.ca_id == ca_id, Crl.kind == kind, Crl.status == "published")
+        )
+
     def latest_numbers(self) -> dict[tuple[int, str], tuple[int, dt.datetime, dt.datetime]]:
         """(CA id, kind) -> (number, thisUpdate, nextUpdate) of the newest published CRL of each."""
         newest = (
@@ -289,12 +299,6 @@ class OcspRepository:
             .limit(1)
         )
 
-    def responder(self, responder_id: int) -> OcspResponder:
-        found = self.session.get(OcspResponder, responder_id)
-        if found is None:
-            raise NotFound(f"no OCSP responder {responder_id}")
-        return found
-
     def response(self, ca_id: int, serial: str) -> tuple[bytes, dt.datetime] | None:
         row = self.session.execute(
             select(OcspResponse.der, OcspResponse.next_update).where(
@@ -303,17 +307,44 @@ class OcspRepository:
         ).first()
         return (bytes(row[0]), row[1]) if row is not None else None
 
-    def store(self, ca_id: int, rows: list[dict[str, Any]]) -> None:
-        """Replace the pre-signed responses of these serials."""
+    def store(self, ca_id: int, rows: list[dict[str, Any]]) -> int:
+        """Replace the pre-signed responses of these serials, keeping only answers that still say what the
+        certificate's state is now: its row is locked first (PostgreSQL; SQLite writers are serialised), so
+        a revocation that committed after the answer was signed is never overwritten by a stale "good".
+        Returns how many were stored."""
+        if not rows:
+            return 0
         serials = [row["serial"] for row in rows]
+        current: dict[str, str] = {}
         for start in range(0, len(serials), 500):
-            self.session.execute(
-                delete(OcspResponse).where(
-                    OcspResponse.ca_id == ca_id, OcspResponse.serial.in_(serials[start : start + 500])
+            chunk = serials[start : start + 500]
+            locked = self.session.execute(
+                select(IssuedCertificate.serial, IssuedCertificate.revoked_at)
+                .where(IssuedCertificate.ca_id == ca_id, IssuedCertificate.serial.in_(chunk))
+                .with_for_update()
+            )
+            current.update({serial: "good" if at is None else "revoked" for serial, at in locked})
+            children = self.session.execute(
+                select(CertificateAuthority.serial, CertificateAuthority.revoked_at).where(
+                    CertificateAuthority.parent_id == ca_id, CertificateAuthority.serial.in_(chunk)
                 )
             )
-        if rows:
-            self.session.execute(insert(OcspResponse), rows)
+            current.update({serial: "good" if at is None else "revoked" for serial, at in children})
+        keep = [row for row in rows if current.get(row["serial"]) == row["status"]]
+        kept = [row["serial"] for row in keep]
+        for start in range(0, len(kept), 500):
+            self.session.execute(
+                delete(OcspResponse).where(
+                    OcspResponse.ca_id == ca_id, OcspResponse.serial.in_(kept[start : start + 500])
+                )
+            )
+        if keep:
+            try:
+                with self.session.begin_nested():
+                    self.session.execute(insert(OcspResponse), keep)
+            except IntegrityError:
+                return 0  # another process stored the same serials a moment ago: theirs stand
+        return len(keep)
 
     def stale_certificates(
         self, ca_id: int, *, signed_before: dt.datetime, responder_id: int, after_id: int, limit: int
@@ -339,6 +370,7 @@ class OcspRepository:
                     OcspResponse.id.is_(None),
                     OcspResponse.this_update < signed_before,
                     OcspResponse.responder_id != responder_id,
+                    OcspResponse.status != case((IssuedCertificate.revoked_at.is_(None), "good"), else_="revoked"),
                 ),
             )
             .order_by(IssuedCertificate.id)
@@ -387,10 +419,6 @@ class OcspRepository:
         )
         return [(int(i), int(ca), serial, bytes(der), nxt) for i, ca, serial, der, nxt in rows]
 
-    def counts(self) -> dict[int, int]:
-        rows = self.session.execute(select(OcspResponse.ca_id, func.count()).group_by(OcspResponse.ca_id))
-        return {int(ca): int(n) for ca, n in rows}
-
 
 class CaRevocationRepository:
     def __init__(self, session: Session) -> None:
@@ -406,6 +434,20 @@ class CaRevocationRepository:
         if found is None:
             raise NotFound(f"no CA revocation proposal {proposal_id}")
         return found
+
+    def settle(self, proposal_id: int, status: str, *, by: str | None = None, at: dt.datetime | None = None) -> bool:
+        """Move a pending proposal to done or withdrawn; False if it was not pending any more (two
+        approvers at once: one wins, the other's transaction rolls back)."""
+        values: dict[str, Any] = {"status": status}
+        if status == "done":
+            values |= {"approved_by": by, "approved_at": at}
+        result = self.session.execute(
+            update(CaRevocation)
+            .where(CaRevocation.id == proposal_id, CaRevocation.status == "pending")
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def pending(self, ca_id: int | None = None) -> Sequence[CaRevocation]:
         query = select(CaRevocation).where(CaRevocation.status == "pending")

@@ -15,8 +15,6 @@ from mpki.web.api import Id, Svc, Who, _Body
 from mpki.web.problems import documented
 
 CRL_TYPE = "application/pkix-crl"
-# A CRL is re-issued the moment a revocation happens, so caches may keep one only briefly.
-CRL_MAX_AGE = 300
 
 crl_router = APIRouter(tags=["status"])
 revocation_router = APIRouter(prefix="/api/v1", tags=["revocation"], responses=documented(400, 401, 403, 404, 422))
@@ -36,14 +34,15 @@ class CaRevokeIn(_Body):
     reason: str = Field(examples=["cACompromise"], max_length=40)
 
 
-def _crl_response(request: Request, crl: PublishedCrl) -> Response:
+def _crl_response(request: Request, crl: PublishedCrl, max_age: int) -> Response:
+    """A CRL is re-issued the moment a revocation happens, so caches may keep one only `max_age` seconds."""
     etag = f'"{crl.ca}-{crl.number}"'
     until_next = int((crl.next_update - utcnow()).total_seconds())
     headers = {
         "ETag": etag,
         "Last-Modified": format_datetime(crl.this_update.astimezone(dt.UTC), usegmt=True),
         "Expires": format_datetime(crl.next_update.astimezone(dt.UTC), usegmt=True),
-        "Cache-Control": f"public, max-age={max(0, min(CRL_MAX_AGE, until_next))}, no-transform",
+        "Cache-Control": f"public, max-age={max(0, min(max_age, until_next))}, no-transform",
     }
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
@@ -60,10 +59,11 @@ def get_crl(filename: Annotated[str, Path(max_length=80)], request: Request, svc
         raise NotFound("CRLs are named {ca}.crl or {ca}-delta.crl")
     name = filename.removesuffix(".crl")
     known = {view.name for view in svc.authority.list_cas()}
+    max_age = svc.authority.settings.status.http_max_age_seconds
     if name in known:
-        return _crl_response(request, svc.status.crls.latest(name, FULL))
+        return _crl_response(request, svc.status.crls.latest(name, FULL), max_age)
     if name.endswith("-delta") and name.removesuffix("-delta") in known:
-        return _crl_response(request, svc.status.crls.latest(name.removesuffix("-delta"), DELTA))
+        return _crl_response(request, svc.status.crls.latest(name.removesuffix("-delta"), DELTA), max_age)
     raise NotFound(f"no CA named {name!r}")
 
 
