@@ -17,6 +17,7 @@ from mpki.cli import (
     csr_commands,
     keys_commands,
     ra_commands,
+    report_commands,
     status_commands,
 )
 from mpki.cli.context import authority, clean_errors, console, errors, fail, settings
@@ -47,6 +48,7 @@ app.add_typer(status_commands.crl_app, name="crl")
 app.add_typer(status_commands.status_app, name="status")
 app.command("revoke")(status_commands.revoke)
 app.command("release-hold")(status_commands.release_hold)
+app.command("report")(report_commands.report)
 
 
 @app.command("init")

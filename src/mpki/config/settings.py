@@ -75,6 +75,16 @@ class StatusSettings:
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    """Service-level targets that issuance reports measure each organisation against."""
+
+    # 95% of approved requests are decided within this long of their submission.
+    approval_p95_hours: int = 24
+    # 95% of approved requests are issued within this long of their approval.
+    issuance_p95_minutes: int = 60
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything configurable about one installation."""
 
@@ -96,6 +106,7 @@ class Settings:
     # A reservation left by a live process younger than this is never abandoned by reconciliation.
     reservation_lease_seconds: int = 600
     status: StatusSettings = field(default_factory=StatusSettings)
+    reports: ReportSettings = field(default_factory=ReportSettings)
 
     @property
     def resolved_database_url(self) -> str:
@@ -215,6 +226,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         )
     if settings.status.crl_refresh_hours >= settings.status.crl_next_update_hours:
         raise ConfigError("MPKI_STATUS_CRL_REFRESH_HOURS must be below MPKI_STATUS_CRL_NEXT_UPDATE_HOURS")
+    report_changes: dict[str, Any] = {}
+    report_file = file_values.get("reports", {})
+    for key in ReportSettings.__dataclass_fields__:
+        env_key = f"MPKI_REPORTS_{key.upper()}"
+        raw = env.get(env_key, report_file.get(key) if isinstance(report_file, dict) else None)
+        if raw is not None:
+            report_changes[key] = _int(raw, env_key)
+            if report_changes[key] < 1:
+                raise ConfigError(f"{env_key} must be at least 1")
+    settings = replace(settings, reports=replace(settings.reports, **report_changes))
     if settings.issuance_chunk_size < 1:
         raise ConfigError("MPKI_ISSUANCE_CHUNK_SIZE must be at least 1")
     return settings

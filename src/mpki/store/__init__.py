@@ -3,6 +3,7 @@
 from mpki.store.client_certificates import ClientCertificateRepository
 from mpki.store.db import Database
 from mpki.store.migrate import is_current, upgrade, wipe
+from mpki.store.report_queries import BatchLine, CertificateFigures, ReportQueries, RequestCounts, Turnarounds
 from mpki.store.repositories import (
     AuditRepository,
     BatchRepository,
@@ -48,6 +49,7 @@ __all__ = [
     "AuditRepository",
     "Base",
     "Batch",
+    "BatchLine",
     "BatchRepository",
     "CaListing",
     "CaRepository",
@@ -55,6 +57,7 @@ __all__ = [
     "CaRevocationRepository",
     "CertificateAuthority",
     "CertificateCriteria",
+    "CertificateFigures",
     "CertificateListing",
     "CertificateRepository",
     "CertificateRequest",
@@ -72,12 +75,15 @@ __all__ = [
     "OrganisationRepository",
     "Person",
     "PersonRepository",
+    "ReportQueries",
     "RepositoryQueries",
+    "RequestCounts",
     "RequestRepository",
     "RevocationRepository",
     "SerialRepository",
     "SerialReservation",
     "TokenRepository",
+    "Turnarounds",
     "is_current",
     "upgrade",
     "wipe",

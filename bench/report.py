@@ -1,0 +1,223 @@
+"""Monthly issuance report over 10^6 certificates: time to build it (JSON) against a physical limit.
+
+A fresh installation is filled by bulk insert through the store layer (nothing is signed): `--n` requests
+across 20 organisations, all in November 2026 (submitted, decided and issued with varied turnarounds; 2% of
+them rejected, 1% left pending), one certificate per issued request, 3% of those revoked in the month with
+a mix of reasons, and one batch per 1,000 requests. Then `mpki report --period 2026-11 --format json` runs
+its real path in-process: `ReportBuilder(database, settings).build(Period.parse("2026-11"))` and
+`render_json`. `report_1m_s` is the fastest of `--repeat` runs.
+
+The physical limit, measured in the same run over the same rows, is what any report must at least read:
+one raw DB-API `SELECT organisation_id, count(*), sum(...) ... GROUP BY organisation_id` over the month's
+requests and one over its certificates (no percentiles, no rendering). The ratio is report / limit.
+
+    python bench/report.py                          # 1,000,000 into SQLite
+    python bench/report.py --n 100000 --db postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from mpki.ca.runtime import open_authority
+from mpki.ceremony import create_dev_hierarchy
+from mpki.config import load_settings
+from mpki.reports import Period, ReportBuilder, render_json
+from mpki.store import (
+    Batch,
+    BatchRepository,
+    CaRepository,
+    CertificateRepository,
+    Organisation,
+    OrganisationRepository,
+    RequestRepository,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from issue import database_url, drop_schema
+
+ORGANISATIONS = 20
+FILL_CHUNK = 50_000
+MONTH_START = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+MONTH_SECONDS = 30 * 86_400 - 3 * 86_400  # submissions end 3 days before the month does
+PLACEHOLDER = b"\x30\x00"
+REASONS = (0, 1, 3, 4, 5)
+
+PHYSICAL_REQUESTS = (
+    "SELECT organisation_id, count(*), sum(CASE WHEN status = 'rejected' THEN 1 ELSE 0 END) "
+    "FROM requests WHERE submitted_at >= :s AND submitted_at < :e GROUP BY organisation_id"
+)
+PHYSICAL_CERTIFICATES = (
+    "SELECT organisation_id, count(*), sum(CASE WHEN revoked_at IS NOT NULL THEN 1 ELSE 0 END) "
+    "FROM certificates WHERE created_at >= :s AND created_at < :e GROUP BY organisation_id"
+)
+
+
+def fill(authority: Any, n: int) -> float:
+    """n requests and their certificates, in chunks, through the store's add_many."""
+    began = time.perf_counter()
+    with authority.database.transaction() as session:
+        orgs = OrganisationRepository(session)
+        org_ids = [
+            orgs.add(Organisation(name=f"Org {i:02d}", status="active", created_at=MONTH_START)).id
+            for i in range(ORGANISATIONS)
+        ]
+        ca_id = CaRepository(session).by_name("smki-device-ca").id
+        batches = BatchRepository(session)
+        for index in range(0, n, 1000):
+            submitted = MONTH_START + dt.timedelta(seconds=index * MONTH_SECONDS // n)
+            batches.add(
+                Batch(
+                    organisation_id=org_ids[(index // 1000) % ORGANISATIONS],
+                    profile="smki-device",
+                    submitted_by="bench",
+                    submitted_at=submitted,
+                    size=1000,
+                    status="completed",
+                    started_at=submitted + dt.timedelta(seconds=2),
+                    completed_at=submitted + dt.timedelta(seconds=90),
+                )
+            )
+    columns = (TextColumn("fill"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+        task = progress.add_task("fill", total=n)
+        for low in range(0, n, FILL_CHUNK):
+            high = min(n, low + FILL_CHUNK)
+            requests, certificates = [], []
+            for i in range(low, high):
+                org = org_ids[i % ORGANISATIONS]
+                submitted = MONTH_START + dt.timedelta(seconds=i * MONTH_SECONDS // n, microseconds=i % 1000)
+                decided = submitted + dt.timedelta(seconds=(i * 7919) % 172_800)  # up to 2 days
+                issued = decided + dt.timedelta(seconds=(i * 104_729) % 5400)  # up to 90 min
+                status = "rejected" if i % 50 == 0 else "pending" if i % 100 == 1 else "issued"
+                requests.append(
+                    {
+                        "profile": "smki-device",
+                        "csr_der": PLACEHOLDER,
+                        "status": status,
+                        "submitted_by": "bench",
+                        "submitted_at": submitted,
+                        "decided_by": None if status == "pending" else "bench",
+                        "decided_at": None if status == "pending" else decided,
+                        "organisation_id": org,
+                        "kind": "new",
+                        "issued_at": issued if status == "issued" else None,
+                    }
+                )
+                if status != "issued":
+                    continue
+                serial = f"{i + 1:040x}"
+                revoked = i % 33 == 2
+                certificates.append(
+                    {
+                        "ca_id": ca_id,
+                        "serial": serial,
+                        "subject": "",
+                        "eui64": None,
+                        "role_code": None,
+                        "profile": "smki-device",
+                        "key_usage": "digitalSignature",
+                        "status": "revoked" if revoked else "valid",
+                        "not_before": issued,
+                        "not_after": issued + dt.timedelta(days=3650),
+                        "der": PLACEHOLDER,
+                        "fingerprint_sha256": serial.rjust(64, "f"),
+                        "public_key_sha256": serial.rjust(64, "e"),
+                        "request_id": None,
+                        "organisation_id": org,
+                        "created_at": issued,
+                        "revoked_at": issued + dt.timedelta(hours=1) if revoked else None,
+                        "revocation_reason": REASONS[i % len(REASONS)] if revoked else None,
+                        "revoked_by": "bench" if revoked else None,
+                    }
+                )
+            with authority.database.transaction() as session:
+                RequestRepository(session).add_many(requests)
+                CertificateRepository(session).add_many(certificates)
+            progress.update(task, completed=high)
+    return time.perf_counter() - began
+
+
+def physical_limit(authority: Any, period: Period) -> float:
+    """The two GROUP BY scans through a raw DB-API cursor (SQLAlchemy's text() only for the parameters)."""
+    from sqlalchemy import text
+
+    start = time.perf_counter()
+    with authority.database.engine.connect() as connection:
+        for statement in (PHYSICAL_REQUESTS, PHYSICAL_CERTIFICATES):
+            rows = connection.execute(text(statement), {"s": period.start, "e": period.end}).all()
+            assert len(rows) == ORGANISATIONS, rows
+    return time.perf_counter() - start
+
+
+def run(args: argparse.Namespace, home: Path, url: str) -> None:
+    settings = load_settings({"MPKI_HOME": str(home), "MPKI_DATABASE_URL": url})
+    authority = open_authority(settings, create_keystore=True)
+    create_dev_hierarchy(authority)
+    print(f"filling {args.n:,} requests ({args.db})", file=sys.stderr)
+    fill_s = fill(authority, args.n)
+    print(f"filled in {fill_s:.1f} s", file=sys.stderr)
+    if args.db == "postgres":
+        with authority.database.engine.connect() as connection:
+            connection.exec_driver_sql("ANALYZE")
+    period = Period.parse("2026-11")
+    builder = ReportBuilder(authority.database, settings)
+    report_times, limit_times = [], []
+    for _ in range(args.repeat):
+        start = time.perf_counter()
+        report = builder.build(period)
+        document = render_json(report)
+        report_times.append(time.perf_counter() - start)
+        limit_times.append(physical_limit(authority, period))
+    data = json.loads(document)
+    totals = data["totals"]
+    expected_issued = sum(1 for i in range(args.n) if not (i % 50 == 0 or i % 100 == 1))
+    assert totals["issued"] == expected_issued, (totals["issued"], expected_issued)
+    assert totals["submitted"] == args.n and len(data["organisations"]) == ORGANISATIONS
+    report_s, limit_s = min(report_times), min(limit_times)
+    machine = f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}"
+    print(f"machine: {machine}, Python {platform.python_version()}")
+    print(f"db: {args.db}; requests: {args.n:,}; certificates: {totals['issued']:,}; fill_s: {fill_s:.1f}")
+    print(
+        f"totals: submitted {totals['submitted']:,} issued {totals['issued']:,} rejected {totals['rejected']:,} "
+        f"pending {totals['pending']:,} revoked {totals['revoked']:,}; approval p50/p95/max "
+        f"{totals['approval']['p50_s']}/{totals['approval']['p95_s']}/{totals['approval']['max_s']} s; "
+        f"issuance p50/p95/max {totals['issuance']['p50_s']}/{totals['issuance']['p95_s']}/"
+        f"{totals['issuance']['max_s']} s"
+    )
+    print(f"report_1m_s: {report_s:.2f}  (runs: {', '.join(f'{t:.2f}' for t in report_times)})")
+    print(f"physical_limit_s: {limit_s:.2f}  (runs: {', '.join(f'{t:.2f}' for t in limit_times)})")
+    print(f"ratio: {report_s / limit_s:.1f}")
+    authority.database.dispose()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000, help="requests (and about as many certificates)")
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (fastest reported)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url, schema = database_url(args.db, Path(tmp))
+        try:
+            run(args, Path(tmp), url)
+        finally:
+            if schema:
+                drop_schema(schema)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
