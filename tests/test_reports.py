@@ -13,12 +13,14 @@ import datetime as dt
 import io
 import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mpki.ca import CertificationAuthority
 from mpki.config import Settings, load_settings
+from mpki.config.settings import ReportSettings
 from mpki.domain import ConfigError, InvalidRequest, NotFound
 from mpki.reports import CSV_COLUMNS, Period, Report, ReportBuilder, Turnaround, render_csv, render_html, render_json
 from mpki.reports.stats import histogram, nearest_rank, summarise
@@ -260,7 +262,7 @@ def test_month_and_org_filter(known: CertificationAuthority, settings: Settings)
         build(known, settings, org="Nobody Ltd")
 
 
-def test_targets_from_config(known: CertificationAuthority, env: dict[str, str]) -> None:
+def test_targets_from_config(known: CertificationAuthority, env: dict[str, str], tmp_path: Path) -> None:
     settings = load_settings(env | {"MPKI_REPORTS_APPROVAL_P95_HOURS": "26", "MPKI_REPORTS_ISSUANCE_P95_MINUTES": "70"})
     assert (settings.reports.approval_p95_hours, settings.reports.issuance_p95_minutes) == (26, 70)
     acme = build(known, settings).rows[0]
@@ -268,6 +270,13 @@ def test_targets_from_config(known: CertificationAuthority, env: dict[str, str])
     assert acme.approval.target_s == 26 * 3600
     with pytest.raises(ConfigError):
         load_settings(env | {"MPKI_REPORTS_APPROVAL_P95_HOURS": "0"})
+    config = tmp_path / "mpki.toml"
+    config.write_text("[reports]\napproval_p95_hours = 12\n")
+    from_file = load_settings(env | {"MPKI_CONFIG": str(config)})
+    assert (from_file.reports.approval_p95_hours, from_file.reports.issuance_p95_minutes) == (12, 60)
+    assert load_settings(env | {"MPKI_CONFIG": str(config), "MPKI_REPORTS_APPROVAL_P95_HOURS": "5"}).reports == (
+        ReportSettings(approval_p95_hours=5)
+    )
 
 
 def test_empty_period(known: CertificationAuthority, settings: Settings) -> None:
