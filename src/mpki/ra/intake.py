@@ -44,6 +44,8 @@ CHUNK = 2_000
 STALE_AFTER = dt.timedelta(minutes=10)
 
 Progress = Callable[[int, int], None]
+# Told (profile, how many) after certificates are issued and their requests updated: the web room counts them.
+IssuedHook = Callable[[str, int], None]
 
 
 @dataclass
@@ -60,10 +62,18 @@ def _spki_sha256(checked: CheckedRequest) -> str:
 class Registration:
     """The RA's request desk for one installation."""
 
-    def __init__(self, database: Database, authority: CertificationAuthority, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        database: Database,
+        authority: CertificationAuthority,
+        max_batch: int = MAX_BATCH,
+        *,
+        on_issued: IssuedHook | None = None,
+    ) -> None:
         self.database = database
         self.authority = authority
         self.max_batch = max_batch
+        self.on_issued = on_issued
 
     # ----- submission ---------------------------------------------------------------------------
 
@@ -406,6 +416,8 @@ class Registration:
                 changes.append({"id": rid, "status": "failed", "reason": result.error})
         with self.database.transaction() as session:
             RequestRepository(session).update_many(changes)
+        if self.on_issued is not None and successors:
+            self.on_issued(profile, len(successors))
         for rid, new_serial in successors.items():
             old = (replaces or {}).get(rid)
             if old:

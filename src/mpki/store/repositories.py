@@ -230,6 +230,15 @@ class RequestRepository:
             query = query.where(CertificateRequest.batch_id == batch_id)
         return self.session.scalars(query.order_by(CertificateRequest.id).limit(limit)).all()
 
+    def count_by_status(self, statuses: Sequence[str]) -> dict[str, int]:
+        """How many requests are in each of `statuses` (by the status index; for a metrics scrape)."""
+        rows = self.session.execute(
+            select(CertificateRequest.status, func.count())
+            .where(CertificateRequest.status.in_(list(statuses)))
+            .group_by(CertificateRequest.status)
+        ).all()
+        return {str(status): int(count) for status, count in rows}
+
     def open_identities(self, pairs: set[tuple[str, str]], exclude_batch: int | None) -> set[tuple[str, str]]:
         """(EUI-64, key usage) pairs that already have a live certificate or a request still in flight."""
         found: set[tuple[str, str]] = set()
@@ -306,6 +315,13 @@ class BatchRepository:
             .execution_options(synchronize_session=False)
         )
         return int(getattr(result, "rowcount", 0) or 0) == 1
+
+    def count_by_status(self, statuses: Sequence[str]) -> dict[str, int]:
+        """How many batches are in each of `statuses` (by the status index; for a metrics scrape)."""
+        rows = self.session.execute(
+            select(Batch.status, func.count()).where(Batch.status.in_(list(statuses))).group_by(Batch.status)
+        ).all()
+        return {str(status): int(count) for status, count in rows}
 
     def search(self, organisation_id: int | None, after_id: int = 0, limit: int = 100) -> Sequence[Batch]:
         query = select(Batch).where(Batch.id > after_id)

@@ -6,19 +6,19 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 
 from mpki import __version__
 from mpki.ca import CertificationAuthority
 from mpki.ra import Directory
 from mpki.ra.intake import Registration
-from mpki.ra.revocation import RevocationDesk
 from mpki.repository import Repository
 from mpki.status import StatusMaintainer, StatusService
 from mpki.web import problems
 from mpki.web.api import Services, router
 from mpki.web.clientcert import trusted_proxies as parse_trusted_proxies
 from mpki.web.limits import BodyLimit
+from mpki.web.metrics import HttpMetrics, MeteredRevocations, Metrics
 from mpki.web.ocsp_endpoint import OcspEndpoint
 from mpki.web.problems import PROBLEM, problem
 from mpki.web.repository_routes import repository_router
@@ -35,7 +35,8 @@ def create_app(
     long as the app runs (started and stopped by the lifespan). `trusted_proxies` (default: the
     `MPKI_TRUSTED_PROXIES` environment variable) may forward client certificates in RFC 9440 Client-Cert.
     With `start_worker` a second thread keeps status fresh: CRLs, OCSP responder certificates and responses."""
-    registration = Registration(authority.database, authority)
+    metrics = Metrics(authority.database)
+    registration = Registration(authority.database, authority, on_issued=metrics.count_issued)
     worker = BatchWorker(registration)
     status = StatusService(authority)
     maintainer = StatusMaintainer(status)
@@ -60,19 +61,31 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = Services(
-        authority, Directory(authority.database), registration, status, RevocationDesk(authority.database, status)
+        authority,
+        Directory(authority.database),
+        registration,
+        status,
+        MeteredRevocations(authority.database, status, metrics),
     )
     app.state.worker = worker
     app.state.repository = Repository(authority.database, authority.settings)
     app.state.trusted_proxies = parse_trusted_proxies(trusted_proxies)
+    app.state.metrics = metrics
     problems.install(app)
     app.add_middleware(BodyLimit)
-    app.add_middleware(OcspEndpoint, service=status.ocsp)  # outermost: OCSP answers skip routing
+    app.add_middleware(HttpMetrics, metrics=metrics)  # outside BodyLimit: a 413 is counted too
+    # outermost: OCSP answers skip routing (and are counted by outcome, not by HTTP route)
+    app.add_middleware(OcspEndpoint, service=status.ocsp, observe=metrics.ocsp_answered)
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, Any]:
         cas = authority.list_cas()
         return {"status": "ok", "version": __version__, "cas": len(cas)}
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        """Prometheus text format, no login; see mpki.web.metrics for what is counted where."""
+        return metrics.response()
 
     @app.get("/api/v1/cas", tags=["service"], responses=problems.documented(404))
     def list_cas() -> list[dict[str, object]]:
