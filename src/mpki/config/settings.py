@@ -11,7 +11,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mpki.domain import ConfigError
 
@@ -157,6 +157,23 @@ def _smki_from(raw: Mapping[str, object], base: SmkiSettings) -> SmkiSettings:
     return replace(base, **changes)
 
 
+_Section = TypeVar("_Section", "StatusSettings", "ReportSettings")
+
+
+def _positive_section(base: _Section, name: str, env: Mapping[str, str], file_values: Mapping[str, Any]) -> _Section:
+    """A settings section of whole numbers, each at least 1: the `[name]` table, then `MPKI_NAME_*` variables."""
+    table = file_values.get(name, {})
+    changes: dict[str, int] = {}
+    for key in base.__dataclass_fields__:
+        env_key = f"MPKI_{name.upper()}_{key.upper()}"
+        raw = env.get(env_key, table.get(key) if isinstance(table, dict) else None)
+        if raw is not None:
+            changes[key] = _int(raw, env_key)
+            if changes[key] < 1:
+                raise ConfigError(f"{env_key} must be at least 1")
+    return replace(base, **changes)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read settings: defaults, then `MPKI_HOME/mpki.toml`, then `MPKI_*` environment variables."""
     env = os.environ if env is None else env
@@ -207,16 +224,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if raw is not None:
             numbers[key] = _int(raw, env_key)
     settings = replace(settings, **numbers)
-    status_changes: dict[str, Any] = {}
-    status_file = file_values.get("status", {})
-    for key in StatusSettings.__dataclass_fields__:
-        env_key = f"MPKI_STATUS_{key.upper()}"
-        raw = env.get(env_key, status_file.get(key) if isinstance(status_file, dict) else None)
-        if raw is not None:
-            status_changes[key] = _int(raw, env_key)
-            if status_changes[key] < 1:
-                raise ConfigError(f"{env_key} must be at least 1")
-    settings = replace(settings, status=replace(settings.status, **status_changes))
+    settings = replace(settings, status=_positive_section(settings.status, "status", env, file_values))
     if settings.status.ocsp_refresh_hours >= settings.status.ocsp_next_update_hours:
         raise ConfigError("MPKI_STATUS_OCSP_REFRESH_HOURS must be below MPKI_STATUS_OCSP_NEXT_UPDATE_HOURS")
     if settings.status.ocsp_responder_renew_days >= settings.status.ocsp_responder_days:
@@ -226,16 +234,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         )
     if settings.status.crl_refresh_hours >= settings.status.crl_next_update_hours:
         raise ConfigError("MPKI_STATUS_CRL_REFRESH_HOURS must be below MPKI_STATUS_CRL_NEXT_UPDATE_HOURS")
-    report_changes: dict[str, Any] = {}
-    report_file = file_values.get("reports", {})
-    for key in ReportSettings.__dataclass_fields__:
-        env_key = f"MPKI_REPORTS_{key.upper()}"
-        raw = env.get(env_key, report_file.get(key) if isinstance(report_file, dict) else None)
-        if raw is not None:
-            report_changes[key] = _int(raw, env_key)
-            if report_changes[key] < 1:
-                raise ConfigError(f"{env_key} must be at least 1")
-    settings = replace(settings, reports=replace(settings.reports, **report_changes))
+    settings = replace(settings, reports=_positive_section(settings.reports, "reports", env, file_values))
     if settings.issuance_chunk_size < 1:
         raise ConfigError("MPKI_ISSUANCE_CHUNK_SIZE must be at least 1")
     return settings
