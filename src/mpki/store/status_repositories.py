@@ -167,21 +167,8 @@ class RevocationRepository:
 
     def state(self, ca_id: int, serial: str) -> CertificateState | None:
         """The serial's state under this CA: an end-entity certificate, a subordinate CA, or None (unknown)."""
-        row = self.session.execute(
-            select(IssuedCertificate.status, IssuedCertificate.revoked_at, IssuedCertificate.revocation_reason).where(
-                IssuedCertificate.ca_id == ca_id, IssuedCertificate.serial == serial
-            )
-        ).first()
-        if row is not None:
-            return CertificateState(serial, row[0], row[1], row[2], is_ca=False)
-        child = self.session.execute(
-            select(
-                CertificateAuthority.status, CertificateAuthority.revoked_at, CertificateAuthority.revocation_reason
-            ).where(CertificateAuthority.parent_id == ca_id, CertificateAuthority.serial == serial)
-        ).first()
-        if child is not None and child[0] != "pending":
-            return CertificateState(serial, child[0], child[1], child[2], is_ca=True)
-        return None
+        found = self.states(ca_id, [serial])
+        return found[0] if found else None
 
     def revoked_since(self, ca_ids: Sequence[int], since: dt.datetime) -> list[tuple[int, str]]:
         """(CA id, serial) of certificates of these CAs whose status changed at or after `since` (index
