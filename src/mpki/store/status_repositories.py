@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -268,6 +268,16 @@ class CrlRepository:
         ).all()
 
 
+def _needs_signing(revoked_at: Any, signed_before: dt.datetime, responder_id: int) -> ColumnElement[bool]:
+    """A stored response (outer-joined) is missing, old, from another responder, or says the wrong status."""
+    return or_(
+        OcspResponse.id.is_(None),
+        OcspResponse.this_update < signed_before,
+        OcspResponse.responder_id != responder_id,
+        OcspResponse.status != case((revoked_at.is_(None), "good"), else_="revoked"),
+    )
+
+
 class OcspRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -353,12 +363,7 @@ class OcspRepository:
             .where(
                 IssuedCertificate.ca_id == ca_id,
                 IssuedCertificate.id > after_id,
-                or_(
-                    OcspResponse.id.is_(None),
-                    OcspResponse.this_update < signed_before,
-                    OcspResponse.responder_id != responder_id,
-                    OcspResponse.status != case((IssuedCertificate.revoked_at.is_(None), "good"), else_="revoked"),
-                ),
+                _needs_signing(IssuedCertificate.revoked_at, signed_before, responder_id),
             )
             .order_by(IssuedCertificate.id)
             .limit(limit)
@@ -376,11 +381,7 @@ class OcspRepository:
             .where(
                 child.parent_id == ca_id,
                 child.status != "pending",
-                or_(
-                    OcspResponse.id.is_(None),
-                    OcspResponse.this_update < signed_before,
-                    OcspResponse.responder_id != responder_id,
-                ),
+                _needs_signing(child.revoked_at, signed_before, responder_id),
             )
         )
         return [CertificateState(s, st, at, r, is_ca=True) for s, st, at, r in self.session.execute(query)]
