@@ -52,11 +52,11 @@ from mpki.store import CaRepository, CertificateRepository
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from issue import database_url, drop_schema
+from rows import device_certificate_row
 
 CA_NAME = "smki-device-ca"
 DEFAULT_SIZES = "10000,100000,1000000"
 FILL_CHUNK = 50_000
-PLACEHOLDER_DER = b"\x30\x00"  # CRLs never read a certificate's DER: the rows carry an empty SEQUENCE
 REASONS = (0, 1, 3, 4, 5)  # unspecified (no entry extension), keyCompromise, affiliationChanged, superseded, cessation
 FIRST_REVOCATION = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -118,29 +118,16 @@ def fill(authority: Any, ca_id: int, start: int, stop: int) -> float:
             high = min(stop, low + FILL_CHUNK)
             rows = []
             for index, (_, serial) in zip(range(low, high), new_serials(high - low), strict=True):
-                digest = serial.rjust(64, "0")
                 rows.append(
-                    {
-                        "ca_id": ca_id,
-                        "serial": serial,
-                        "subject": "",
-                        "eui64": None,
-                        "role_code": None,
-                        "profile": "smki-device",
-                        "key_usage": "digitalSignature",
-                        "status": "revoked",
-                        "not_before": now,
-                        "not_after": not_after,
-                        "der": PLACEHOLDER_DER,
-                        "fingerprint_sha256": digest,
-                        "public_key_sha256": digest,
-                        "request_id": None,
-                        "organisation_id": None,
-                        "created_at": now,
-                        "revoked_at": revocation_time(index),
-                        "revocation_reason": REASONS[index % len(REASONS)],
-                        "revoked_by": "bench",
-                    }
+                    device_certificate_row(
+                        ca_id,
+                        serial,
+                        not_before=now,
+                        not_after=not_after,
+                        created_at=now,
+                        revoked_at=revocation_time(index),
+                        revocation_reason=REASONS[index % len(REASONS)],
+                    )
                 )
             with authority.database.transaction() as session:
                 CertificateRepository(session).add_many(rows)

@@ -48,12 +48,12 @@ from mpki.store import (
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from issue import database_url, drop_schema
+from rows import PLACEHOLDER_DER, device_certificate_row
 
 ORGANISATIONS = 20
 FILL_CHUNK = 50_000
 MONTH_START = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 MONTH_SECONDS = 30 * 86_400 - 3 * 86_400  # submissions end 3 days before the month does
-PLACEHOLDER = b"\x30\x00"
 REASONS = (0, 1, 3, 4, 5)
 
 PHYSICAL_REQUESTS = (
@@ -106,7 +106,7 @@ def fill(authority: Any, n: int) -> float:
                 requests.append(
                     {
                         "profile": "smki-device",
-                        "csr_der": PLACEHOLDER,
+                        "csr_der": PLACEHOLDER_DER,
                         "status": status,
                         "submitted_by": "bench",
                         "submitted_at": submitted,
@@ -122,27 +122,16 @@ def fill(authority: Any, n: int) -> float:
                 serial = f"{i + 1:040x}"
                 revoked = i % 33 == 2
                 certificates.append(
-                    {
-                        "ca_id": ca_id,
-                        "serial": serial,
-                        "subject": "",
-                        "eui64": None,
-                        "role_code": None,
-                        "profile": "smki-device",
-                        "key_usage": "digitalSignature",
-                        "status": "revoked" if revoked else "valid",
-                        "not_before": issued,
-                        "not_after": issued + dt.timedelta(days=3650),
-                        "der": PLACEHOLDER,
-                        "fingerprint_sha256": serial.rjust(64, "f"),
-                        "public_key_sha256": serial.rjust(64, "e"),
-                        "request_id": None,
-                        "organisation_id": org,
-                        "created_at": issued,
-                        "revoked_at": issued + dt.timedelta(hours=1) if revoked else None,
-                        "revocation_reason": REASONS[i % len(REASONS)] if revoked else None,
-                        "revoked_by": "bench" if revoked else None,
-                    }
+                    device_certificate_row(
+                        ca_id,
+                        serial,
+                        not_before=issued,
+                        not_after=issued + dt.timedelta(days=3650),
+                        created_at=issued,
+                        organisation_id=org,
+                        revoked_at=issued + dt.timedelta(hours=1) if revoked else None,
+                        revocation_reason=REASONS[i % len(REASONS)] if revoked else None,
+                    )
                 )
             with authority.database.transaction() as session:
                 RequestRepository(session).add_many(requests)
