@@ -5,7 +5,7 @@ from mpki.profiles.checks import check_csr, check_public_key
 from mpki.profiles.csr import load_csr
 from mpki.profiles.key_identifiers import method1_key_identifier, method2_key_identifier
 from mpki.profiles.model import CheckedRequest, Profile, ProfileKind, ProfileParameters, Validity, rfc4514_string
-from mpki.profiles.render import ca_subject, extensions, key_identifier, status_urls, validity
+from mpki.profiles.render import ca_subject, delta_crl_url, extensions, key_identifier, status_urls, validity
 
 __all__ = [
     "PROFILES",
@@ -17,6 +17,7 @@ __all__ = [
     "ca_subject",
     "check_csr",
     "check_public_key",
+    "delta_crl_url",
     "extensions",
     "get_profile",
     "key_identifier",

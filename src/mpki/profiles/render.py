@@ -163,6 +163,12 @@ def status_urls(public_url: str, ca_name: str) -> tuple[str, str, str]:
     return f"{base}/crl/{ca_name}.crl", f"{base}/ocsp", f"{base}/repository/cas/{ca_name}.crt"
 
 
+def delta_crl_url(public_url: str, ca_name: str) -> str:
+    """Where the CA's delta CRL is (the full CRL's Freshest CRL pointer names it)."""
+    crl, _, _ = status_urls(public_url, ca_name)
+    return crl.removesuffix(".crl") + "-delta.crl"
+
+
 def _crl_distribution_points(settings: ProfileParameters, issuer_ca: str | None) -> x509.CRLDistributionPoints | None:
     if issuer_ca is None:
         return None

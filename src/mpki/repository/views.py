@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from urllib.parse import quote, urlencode
 
 from mpki.domain import RemotePartyRole, RevocationReason
-from mpki.profiles import status_urls
+from mpki.profiles import delta_crl_url, status_urls
 
 REPOSITORY = "/repository"
 API = "/api/v1/repository"
@@ -53,7 +53,7 @@ def ca_links(ca: str) -> dict[str, str]:
         "pem": crt.removesuffix(".crt") + ".pem",
         "chain": crt.removesuffix(".crt") + "/chain.pem",
         "crl": crl,
-        "delta_crl": crl.removesuffix(".crl") + "-delta.crl",
+        "delta_crl": delta_crl_url("", ca),
     }
 
 

@@ -15,7 +15,7 @@ from mpki.ca.status_signer import StatusSigner
 from mpki.config import Settings
 from mpki.domain import InvalidRequest, KeyStoreError, NotFound, RevocationReason, utcnow
 from mpki.keys import INACTIVE_MESSAGE
-from mpki.profiles import ProfileKind, get_profile, status_urls
+from mpki.profiles import ProfileKind, delta_crl_url, get_profile, status_urls
 from mpki.store import CaRepository, CertificateAuthority, Crl, CrlRepository, Database, RevocationRepository
 
 FULL = "full"
@@ -58,7 +58,7 @@ class PublishedCrl:
 
 def crl_url(public_url: str, ca_name: str, kind: str = FULL) -> str:
     full, _, _ = status_urls(public_url, ca_name)
-    return full if kind == FULL else full.removesuffix(".crl") + "-delta.crl"
+    return full if kind == FULL else delta_crl_url(public_url, ca_name)
 
 
 def _view(ca_name: str, row: Crl) -> PublishedCrl:
