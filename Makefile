@@ -9,12 +9,14 @@ PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 .PHONY: demo test lint bench install install-dev system-deps clean
 
-# SoftHSM2 (the development HSM), OpenSC's pkcs11-tool and OpenSSL, from Debian's packages when missing.
+# SoftHSM2 (the development HSM), OpenSC's pkcs11-tool, OpenSSL and Chromium (browser tests), from Debian's
+# packages when missing.
 system-deps:
 	@missing=""; \
 	[ -e /usr/lib/softhsm/libsofthsm2.so ] || missing="$$missing softhsm2"; \
 	command -v pkcs11-tool >/dev/null 2>&1 || missing="$$missing opensc"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
@@ -27,9 +29,11 @@ $(BIN)/python:
 
 install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python scripts/fetch_htmx.py
 
 install-dev: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python scripts/fetch_htmx.py
 
 demo: install
 	@test -f "$(MPKI_HOME)/keys/keystore.json" || $(BIN)/mpki init --dev

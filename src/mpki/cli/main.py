@@ -21,6 +21,7 @@ from mpki.cli import (
     status_commands,
 )
 from mpki.cli.context import authority, clean_errors, console, errors, fail, settings
+from mpki.cli.dev_accounts import DEMO_ORGANISATION, create_dev_accounts
 from mpki.config import Environment
 from mpki.keys import SoftwareKeyStore
 
@@ -74,7 +75,11 @@ def init(dev: bool = typer.Option(False, "--dev", help="Create the insecure deve
         issues = f" issues {','.join(view.issues_profiles)}" if view.issues_profiles else ""
         console.print(f"created CA {view.name} ({view.profile}) {view.subject}{issues}")
     console.print(f"ceremony record: {result.record_path}")
-    console.print("ready: try `mpki ca list` or `mpki serve`")
+    accounts_file, accounts = create_dev_accounts(authority().database, current.home)
+    console.print(f"portal accounts (demo organisation {DEMO_ORGANISATION}), also in {accounts_file}:")
+    for account in accounts:
+        console.print(f"  {account.email:<30} {account.role.value:<22} {account.password}", markup=False)
+    console.print("ready: try `mpki ca list` or `mpki serve`, then sign in at http://127.0.0.1:8000/portal/")
 
 
 @app.command("serve")

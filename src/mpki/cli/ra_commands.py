@@ -14,6 +14,7 @@ from mpki.cli.context import authority, clean_errors, console, errors, fail, set
 from mpki.domain import OrgStatus, Role
 from mpki.ra import OPERATOR, Directory
 from mpki.ra.intake import Registration
+from mpki.ra.logins import PortalLogins
 
 org_app = typer.Typer(help="Customer organisations.", no_args_is_help=True)
 user_app = typer.Typer(help="People and their roles.", no_args_is_help=True)
@@ -98,6 +99,19 @@ def user_create(
         raise fail("no password on stdin")
     view = directory().create_person(OPERATOR, email, role, org, password)
     console.print(f"{view.email}: {view.role}" + (f" of {view.organisation}" if view.organisation else ""))
+
+
+@user_app.command("password")
+@clean_errors
+def user_password(email: str = typer.Argument(...)) -> None:
+    """Set a person's portal password, read from stdin (never from the command line). Their sessions end
+    and a lockout is lifted."""
+    password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise fail("no password on stdin")
+    current = settings()
+    PortalLogins(authority().database, current.portal).set_password(OPERATOR, email, password)
+    console.print(f"{email.strip().lower()}: password set; their portal sessions are ended")
 
 
 @user_app.command("list")

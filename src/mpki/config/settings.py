@@ -82,6 +82,22 @@ class ReportSettings:
     approval_p95_hours: int = 24
     # 95% of approved requests are issued within this long of their approval.
     issuance_p95_minutes: int = 60
+    # 95% of revocations appear in a published CRL within this long of the revocation.
+    revocation_p95_minutes: int = 60
+    # Scheduled reports: the last complete week and month are generated when missing, checked this often.
+    schedule_check_minutes: int = 60
+
+
+@dataclass(frozen=True)
+class PortalSettings:
+    """Web portal sign-in: lockout after repeated failures, session lifetimes."""
+
+    # This many consecutive failed sign-ins lock the person out for `lockout_minutes`.
+    max_failed_logins: int = 5
+    lockout_minutes: int = 15
+    # A session ends after this long without a request, and in any case after `session_max_hours`.
+    session_idle_minutes: int = 30
+    session_max_hours: int = 12
 
 
 @dataclass(frozen=True)
@@ -107,6 +123,7 @@ class Settings:
     reservation_lease_seconds: int = 600
     status: StatusSettings = field(default_factory=StatusSettings)
     reports: ReportSettings = field(default_factory=ReportSettings)
+    portal: PortalSettings = field(default_factory=PortalSettings)
 
     @property
     def resolved_database_url(self) -> str:
@@ -157,7 +174,7 @@ def _smki_from(raw: Mapping[str, object], base: SmkiSettings) -> SmkiSettings:
     return replace(base, **changes)
 
 
-_Section = TypeVar("_Section", "StatusSettings", "ReportSettings")
+_Section = TypeVar("_Section", "StatusSettings", "ReportSettings", "PortalSettings")
 
 
 def _positive_section(base: _Section, name: str, env: Mapping[str, str], file_values: Mapping[str, Any]) -> _Section:
@@ -235,6 +252,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if settings.status.crl_refresh_hours >= settings.status.crl_next_update_hours:
         raise ConfigError("MPKI_STATUS_CRL_REFRESH_HOURS must be below MPKI_STATUS_CRL_NEXT_UPDATE_HOURS")
     settings = replace(settings, reports=_positive_section(settings.reports, "reports", env, file_values))
+    settings = replace(settings, portal=_positive_section(settings.portal, "portal", env, file_values))
     if settings.issuance_chunk_size < 1:
         raise ConfigError("MPKI_ISSUANCE_CHUNK_SIZE must be at least 1")
     return settings

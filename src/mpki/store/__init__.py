@@ -3,6 +3,7 @@
 from mpki.store.client_certificates import ClientCertificateRepository
 from mpki.store.db import Database
 from mpki.store.migrate import is_current, upgrade, wipe
+from mpki.store.portal_repositories import LoginThrottleRepository, PortalSessionRepository, StoredReportRepository
 from mpki.store.report_queries import BatchLine, CertificateFigures, ReportQueries, RequestCounts, Turnarounds
 from mpki.store.repositories import (
     AuditRepository,
@@ -28,11 +29,14 @@ from mpki.store.schema import (
     ClientCertificate,
     Crl,
     IssuedCertificate,
+    LoginThrottle,
     OcspResponder,
     OcspResponse,
     Organisation,
     Person,
+    PortalSession,
     SerialReservation,
+    StoredReport,
 )
 from mpki.store.status_repositories import (
     CaRevocationRepository,
@@ -68,6 +72,8 @@ __all__ = [
     "CrlRepository",
     "Database",
     "IssuedCertificate",
+    "LoginThrottle",
+    "LoginThrottleRepository",
     "OcspRepository",
     "OcspResponder",
     "OcspResponse",
@@ -75,6 +81,8 @@ __all__ = [
     "OrganisationRepository",
     "Person",
     "PersonRepository",
+    "PortalSession",
+    "PortalSessionRepository",
     "ReportQueries",
     "RepositoryQueries",
     "RequestCounts",
@@ -82,6 +90,8 @@ __all__ = [
     "RevocationRepository",
     "SerialRepository",
     "SerialReservation",
+    "StoredReport",
+    "StoredReportRepository",
     "TokenRepository",
     "Turnarounds",
     "is_current",

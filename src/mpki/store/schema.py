@@ -320,3 +320,47 @@ class ClientCertificate(Base):
     not_after: Mapped[dt.datetime]
     created_at: Mapped[dt.datetime]
     revoked_at: Mapped[dt.datetime | None]
+
+
+class PortalSession(Base):
+    """A signed-in portal session: only the SHA-256 of its cookie is kept; the CSRF token is bound to it."""
+
+    __tablename__ = "portal_sessions"
+    __table_args__ = (Index(None, "person_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]
+    last_seen_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    ended_at: Mapped[dt.datetime | None]
+
+
+class LoginThrottle(Base):
+    """Consecutive failed sign-ins per person, and the lockout they caused."""
+
+    __tablename__ = "login_throttles"
+
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
+    failed_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_failed_at: Mapped[dt.datetime | None]
+    locked_until: Mapped[dt.datetime | None]
+
+
+class StoredReport(Base):
+    """A generated report kept for later: one per period and scope (organisation, or all when null)."""
+
+    __tablename__ = "stored_reports"
+    __table_args__ = (UniqueConstraint("period", "organisation_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    period: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(8))
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    generated_at: Mapped[dt.datetime]
+    generated_by: Mapped[str] = mapped_column(String(256))
+    json_body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str] = mapped_column(Text)
+    csv_body: Mapped[str] = mapped_column(Text)

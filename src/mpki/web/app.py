@@ -12,9 +12,10 @@ from mpki import __version__
 from mpki.ca import CertificationAuthority
 from mpki.ra import Directory
 from mpki.ra.intake import Registration
+from mpki.ra.logins import PortalLogins
 from mpki.repository import Repository
 from mpki.status import StatusMaintainer, StatusService
-from mpki.web import problems
+from mpki.web import portal, problems
 from mpki.web.api import Services, router
 from mpki.web.clientcert import trusted_proxies as parse_trusted_proxies
 from mpki.web.limits import BodyLimit
@@ -71,7 +72,9 @@ def create_app(
     app.state.repository = Repository(authority.database, authority.settings)
     app.state.trusted_proxies = parse_trusted_proxies(trusted_proxies)
     app.state.metrics = metrics
+    app.state.logins = PortalLogins(authority.database, authority.settings.portal)
     problems.install(app)
+    portal.install(app)
     app.add_middleware(BodyLimit)
     app.add_middleware(HttpMetrics, metrics=metrics)  # outside BodyLimit: a 413 is counted too
     # outermost: OCSP answers skip routing (and are counted by outcome, not by HTTP route)

@@ -19,7 +19,7 @@ class BodyTooLarge(Exception):
 
 
 def limit_for(path: str) -> int:
-    return BATCH_LIMIT if path.rstrip("/") == "/api/v1/batches" else DEFAULT_LIMIT
+    return BATCH_LIMIT if path.rstrip("/") in ("/api/v1/batches", "/portal/batches/new") else DEFAULT_LIMIT
 
 
 class BodyLimit:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mpki.domain import Forbidden, InvalidRequest, MpkiError, NotFound, Unauthenticated
@@ -80,23 +81,39 @@ def _plain(errors: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
+HtmlErrors = Callable[[Request, int, str], Response]
+
+
+def _html_errors(request: Request) -> HtmlErrors | None:
+    """Pages for people (the portals) answer errors with a page; everything else gets problem+json."""
+    hook: HtmlErrors | None = getattr(request.app.state, "html_errors", None)
+    return hook if hook is not None and request.url.path.startswith("/portal") else None
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(MpkiError)
-    async def _mpki_error(_request: Request, error: MpkiError) -> JSONResponse:
+    async def _mpki_error(request: Request, error: MpkiError) -> Response:
         status = _status_of(error)
+        if html := _html_errors(request):
+            return html(request, status, str(error))
         return problem(status, str(error), headers=BEARER if status == 401 else None)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, error: RequestValidationError) -> Response:
         errors = _plain(list(error.errors()))
         if any(e["type"] == "json_invalid" for e in errors):
             return problem(400, "the request body is not valid JSON", errors=errors)
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(part) for part in first["loc"])
-        return problem(422, f"{where}: {first['msg']}" if where else str(first["msg"]), errors=errors)
+        detail = f"{where}: {first['msg']}" if where else str(first["msg"])
+        if html := _html_errors(request):
+            return html(request, 422, detail)
+        return problem(422, detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> Response:
+        if html := _html_errors(request):
+            return html(request, error.status_code, str(error.detail))
         headers = dict(error.headers or {})
         if error.status_code == 401:
             headers.update(BEARER)

@@ -3,16 +3,12 @@ certificate, chain and CA downloads under `/repository/...` (the caIssuers URLs 
 
 from __future__ import annotations
 
-import datetime as dt
-from pathlib import Path as FilePath
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from mpki import __version__
 from mpki.domain import (
     CertificateStatus,
     InvalidRequest,
@@ -24,28 +20,19 @@ from mpki.domain import (
 from mpki.repository import Repository, SearchFilters, SearchPage, normalise_serial, role_name
 from mpki.web.api import PAGE_MAX, PEM_CHAIN, After, Limit, _pem
 from mpki.web.problems import documented
+from mpki.web.templating import templates
 
 CERT_TYPE = "application/pkix-cert"
 # A certificate's bytes never change (its status does, and is not in them): caches may keep it a day.
 IMMUTABLE = "public, max-age=86400"
-# The page holds only inline CSS: no scripts, no other origins, no framing.
+# The page holds only the service's own stylesheet: no scripts, no other origins, no framing.
 HTML_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'; "
     "base-uri 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
 HTML_PAGE_SIZE = 50
-
-templates = Environment(
-    loader=FileSystemLoader(FilePath(__file__).parent / "templates"),
-    autoescape=select_autoescape(("html",), default=True),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-templates.filters["utc"] = lambda moment: moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-templates.globals["version"] = __version__
 
 
 def repository(request: Request) -> Repository:
