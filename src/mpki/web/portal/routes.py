@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from mpki.web.portal import admin, agent, reports_pages, subscriber
+
 
 def portal_routers() -> list[APIRouter]:
-    return []
+    return [subscriber.router, agent.router, reports_pages.router, admin.router]
