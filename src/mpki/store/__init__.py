@@ -1,5 +1,7 @@
 """Storage: the SQLAlchemy schema, Alembic migrations and repositories. All SQL lives here."""
 
+from mpki.store.admin_queries import AdminQueries, TokenListing
+from mpki.store.audit_queries import AuditCriteria, AuditQueries
 from mpki.store.client_certificates import ClientCertificateRepository
 from mpki.store.db import Database
 from mpki.store.migrate import is_current, upgrade, wipe
@@ -17,6 +19,14 @@ from mpki.store.repositories import (
     TokenRepository,
 )
 from mpki.store.repository_queries import CaListing, CertificateCriteria, CertificateListing, RepositoryQueries
+from mpki.store.review_queries import (
+    BatchTimelineLine,
+    ConflictingCertificate,
+    ConflictingRequest,
+    OrganisationTally,
+    QueueLine,
+    ReviewQueries,
+)
 from mpki.store.schema import (
     ApiToken,
     AuditEvent,
@@ -47,14 +57,18 @@ from mpki.store.status_repositories import (
 )
 
 __all__ = [
+    "AdminQueries",
     "ApiToken",
+    "AuditCriteria",
     "AuditEvent",
     "AuditHead",
+    "AuditQueries",
     "AuditRepository",
     "Base",
     "Batch",
     "BatchLine",
     "BatchRepository",
+    "BatchTimelineLine",
     "CaListing",
     "CaRepository",
     "CaRevocation",
@@ -68,6 +82,8 @@ __all__ = [
     "CertificateState",
     "ClientCertificate",
     "ClientCertificateRepository",
+    "ConflictingCertificate",
+    "ConflictingRequest",
     "Crl",
     "CrlRepository",
     "Database",
@@ -79,19 +95,23 @@ __all__ = [
     "OcspResponse",
     "Organisation",
     "OrganisationRepository",
+    "OrganisationTally",
     "Person",
     "PersonRepository",
     "PortalSession",
     "PortalSessionRepository",
+    "QueueLine",
     "ReportQueries",
     "RepositoryQueries",
     "RequestCounts",
     "RequestRepository",
+    "ReviewQueries",
     "RevocationRepository",
     "SerialRepository",
     "SerialReservation",
     "StoredReport",
     "StoredReportRepository",
+    "TokenListing",
     "TokenRepository",
     "Turnarounds",
     "is_current",
