@@ -29,6 +29,7 @@ from mpki.store import (
     BatchRepository,
     CaRepository,
     CertificateRepository,
+    Crl,
     Organisation,
     OrganisationRepository,
     RequestRepository,
@@ -44,9 +45,17 @@ def at(day: int, hour: int = 0, minute: int = 0, second: int = 0, month: int = 1
 
 
 def request_row(
-    org: int, submitted: dt.datetime, status: str, decided: Any = None, issued: Any = None
+    org: int,
+    submitted: dt.datetime,
+    status: str,
+    decided: Any = None,
+    issued: Any = None,
+    batch_id: int | None = None,
+    held: bool = False,
 ) -> dict[str, Any]:
     return {
+        "batch_id": batch_id,
+        "hold_reason": "awaiting RA agent approval" if held else None,
         "profile": "smki-device",
         "csr_der": b"\x30\x00",
         "status": status,
@@ -102,16 +111,26 @@ def known(authority: CertificationAuthority) -> CertificationAuthority:
         orgs = OrganisationRepository(session)
         acme = orgs.add(Organisation(name=ACME, status="active", created_at=at(1))).id
         beta = orgs.add(Organisation(name=BETA, status="active", created_at=at(1))).id
-        ca_id = CaRepository(session).by_name("smki-device-ca").id
+        cas = CaRepository(session)
+        ca_id = cas.by_name("smki-device-ca").id
+        batches = BatchRepository(session)
+        # Acme's batch of 3 (rows 0-2 below): one item held for review, approved on the 18th at 10:03.
+        acme_batch = batches.add(batch(acme, at(17, 9), 3, at(17, 9, 0, 5), at(17, 11, 5))).id
+        # Beta's batch of 20, nothing held: approved and returned when processing finished.
+        beta_batch = batches.add(batch(beta, at(19, 9), 20, at(19, 9, 0, 1), at(20, 5))).id
+        # Acme's batch whose one item still waits for the RA: neither approved nor returned.
+        waiting_batch = batches.add(batch(acme, at(20, 9), 1, at(20, 9, 0, 1), at(20, 9, 0, 2))).id
+        batches.add(batch(acme, at(21, 9), 2, at(21, 9, 0, 1), None))  # still processing
+        batches.add(batch(beta, END, 7, None, None))  # submitted exactly at the end: not listed
         rows = [
             # Acme, approved and issued in the week: approval 60, 120, 180, 3600, 90000 s; issuance 10..40, 4000 s.
-            request_row(acme, at(17, 10), "issued", at(17, 10, 1), at(17, 10, 1, 10)),
-            request_row(acme, at(17, 11), "issued", at(17, 11, 2), at(17, 11, 2, 20)),
-            request_row(acme, at(18, 10), "issued", at(18, 10, 3), at(18, 10, 3, 30)),
+            request_row(acme, at(17, 10), "issued", at(17, 10, 1), at(17, 10, 1, 10), acme_batch),
+            request_row(acme, at(17, 11), "issued", at(17, 11, 2), at(17, 11, 2, 20), acme_batch),
+            request_row(acme, at(18, 10), "issued", at(18, 10, 3), at(18, 10, 3, 30), acme_batch, held=True),
             request_row(acme, at(18, 12), "issued", at(18, 13), at(18, 13, 0, 40)),
             request_row(acme, at(16, 1), "issued", at(17, 2), at(17, 3, 6, 40)),
             request_row(acme, at(19, 9), "rejected", at(19, 10)),  # rejected in the week
-            request_row(acme, at(20, 9), "pending"),  # pending at the end
+            request_row(acme, at(20, 9), "pending", batch_id=waiting_batch, held=True),  # pending at the end
             # Submitted before, decided exactly at the end: pending at the end, in no turnaround.
             request_row(acme, at(10, 9), "issued", END, END + dt.timedelta(minutes=5)),
             request_row(acme, END, "pending"),  # submitted exactly at the end: not in the week at all
@@ -122,7 +141,7 @@ def known(authority: CertificationAuthority) -> CertificationAuthority:
         for k in range(1, 21):
             submitted = at(19, 8) + dt.timedelta(hours=k)
             decided = submitted + dt.timedelta(minutes=k)
-            rows.append(request_row(beta, submitted, "issued", decided, decided + dt.timedelta(seconds=k)))
+            rows.append(request_row(beta, submitted, "issued", decided, decided + dt.timedelta(seconds=k), beta_batch))
         RequestRepository(session).add_many(rows)
         certificates = Certificates(ca_id)
         for row in rows[:5]:
@@ -134,11 +153,38 @@ def known(authority: CertificationAuthority) -> CertificationAuthority:
         for row in rows[11:]:
             certificates.add(beta, row["issued_at"])  # 19th: 15, 20th: 5
         certificates.rows[-1]["revoked_at"] = at(22, 23, 59, 59)  # no reason: unspecified (0)
+        certificates.rows[-2]["revoked_at"] = at(20, 6)  # Beta, revoked on the 20th at 06:00: unspecified
         CertificateRepository(session).add_many(certificates.rows)
-        batches = BatchRepository(session)
-        batches.add(batch(acme, at(17, 9), 3, at(17, 9, 0, 5), at(17, 9, 1)))
-        batches.add(batch(beta, at(19, 9), 20, at(19, 9, 0, 1), None))
-        batches.add(batch(beta, END, 7, None, None))  # submitted exactly at the end: not listed
+        # CRLs of the device CA: revocation at the 16th 00:00 -> 00:30 full CRL (1800 s); the 20th 06:00 -> the
+        # delta at 06:00 exactly (0 s: this_update at the revocation lists it); the 21st 12:00 -> not the one in
+        # building at 12:10 nor the earlier ones, the delta at 12:45 (2700 s); the 22nd 23:59:59 -> none yet
+        # (awaiting publication): the root's ARL a second later is another CA's.
+        root_id = cas.by_name("smki-root").id
+        crls = [
+            (ca_id, "full", "published", at(15, 23)),
+            (ca_id, "full", "published", at(16, 0, 30)),
+            (ca_id, "delta", "published", at(20, 6)),
+            (ca_id, "full", "published", at(21, 11)),
+            (ca_id, "delta", "building", at(21, 12, 10)),
+            (ca_id, "delta", "published", at(21, 12, 45)),
+            (ca_id, "full", "published", at(22, 12)),
+        ]
+        crls.append((root_id, "full", "published", at(23)))
+        for number, (issuer, kind, status, this_update) in enumerate(crls, start=100):
+            session.add(
+                Crl(
+                    ca_id=issuer,
+                    number=number,
+                    kind=kind,
+                    base_number=None,
+                    status=status,
+                    this_update=this_update,
+                    next_update=this_update + dt.timedelta(days=1),
+                    entries=0,
+                    der=None,
+                    created_at=this_update,
+                )
+            )
     return authority
 
 
@@ -207,9 +253,9 @@ def test_figures_per_organisation(known: CertificationAuthority, settings: Setti
     acme, beta = report.rows
     assert [acme.organisation, beta.organisation] == [ACME, BETA]
     assert (acme.submitted, acme.issued, acme.rejected, acme.pending, acme.revoked) == (7, 5, 1, 3, 2)
-    assert (beta.submitted, beta.issued, beta.rejected, beta.pending, beta.revoked) == (20, 20, 0, 0, 1)
+    assert (beta.submitted, beta.issued, beta.rejected, beta.pending, beta.revoked) == (20, 20, 0, 0, 2)
     assert acme.revocation_reasons == {1: 1, 4: 1}
-    assert beta.revocation_reasons == {0: 1}
+    assert beta.revocation_reasons == {0: 2}
     # Acme approval [60, 120, 180, 3600, 90000]: p50 rank 3, p95 rank ceil(4.75) = 5.
     assert figures(acme.approval) == (5, 180, 90000, 90000)
     assert figures(acme.issuance) == (5, 30, 4000, 4000)
@@ -222,21 +268,81 @@ def test_figures_per_organisation(known: CertificationAuthority, settings: Setti
     assert (beta.approval.meets_target, beta.issuance.meets_target) == (True, True)
     assert beta.approval.compliance == 1.0
     assert [(b.size, b.submitted_at, b.started_at, b.completed_at) for b in acme.batches] == [
-        (3, at(17, 9), at(17, 9, 0, 5), at(17, 9, 1))
+        (3, at(17, 9), at(17, 9, 0, 5), at(17, 11, 5)),
+        (1, at(20, 9), at(20, 9, 0, 1), at(20, 9, 0, 2)),
+        (2, at(21, 9), at(21, 9, 0, 1), None),
     ]
-    assert [(b.size, b.completed_at) for b in beta.batches] == [(20, None)]
+    assert [(b.size, b.completed_at) for b in beta.batches] == [(20, at(20, 5))]
+
+
+def test_revocation_response_and_sla(known: CertificationAuthority, settings: Settings) -> None:
+    report = build(known, settings)
+    acme, beta = report.rows
+    # Acme: 16th 00:00 -> full CRL at 00:30 (1800 s); 21st 12:00 -> delta at 12:45 (2700 s), the CRL in
+    # building at 12:10 not counted. p50 rank 1, p95 rank ceil(1.9) = 2.
+    assert figures(acme.revocation) == (2, 1800, 2700, 2700)
+    assert (acme.revocation.within_target, acme.revocation.meets_target, acme.awaiting_publication) == (2, True, 0)
+    # Beta: 20th 06:00 -> delta at 06:00 exactly (0 s); 22nd 23:59:59 -> no CRL of its CA yet.
+    assert figures(beta.revocation) == (1, 0, 0, 0)
+    assert beta.awaiting_publication == 1
+    # Totals [0, 1800, 2700]: p50 rank 2, p95 rank ceil(2.85) = 3.
+    assert figures(report.totals.revocation) == (3, 1800, 2700, 2700)
+    assert report.totals.awaiting_publication == 1
+    # SLA: Acme misses approval and issuance, meets revocation; Beta meets all three.
+    assert (acme.sla.measured, acme.sla.met, acme.sla.all_met) == (3, 1, False)
+    assert (beta.sla.measured, beta.sla.met, beta.sla.all_met) == (3, 3, True)
+    assert (report.totals.sla.measured, report.totals.sla.met) == (3, 3)
+
+
+def test_revocation_target_from_config(known: CertificationAuthority, env: dict[str, str]) -> None:
+    strict = load_settings(env | {"MPKI_REPORTS_REVOCATION_P95_MINUTES": "40"})
+    acme, beta = build(known, strict).rows
+    assert (acme.revocation.target_s, acme.revocation.within_target, acme.revocation.meets_target) == (2400, 1, False)
+    assert (acme.sla.measured, acme.sla.met) == (3, 0)
+    assert beta.revocation.meets_target is True
+
+
+def test_nothing_revoked_or_timed_is_not_measured(known: CertificationAuthority, settings: Settings) -> None:
+    quiet = build(known, settings, "2025-W10").rows[0]
+    assert figures(quiet.revocation) == (0, None, None, None)
+    assert (quiet.sla.measured, quiet.sla.met, quiet.sla.all_met) == (0, 0, None)
+
+
+def test_batch_timelines(known: CertificationAuthority, settings: Settings) -> None:
+    acme, beta = build(known, settings).rows
+    # Held item approved on the 18th at 10:03 and issued 30 s later; the others were issued on the 17th.
+    assert [(b.held, b.approved_at, b.returned_at) for b in acme.batches] == [
+        (1, at(18, 10, 3), at(18, 10, 3, 30)),
+        (1, None, None),  # its only item still waits for the RA
+        (0, None, None),  # still processing
+    ]
+    # Nothing held: approved and returned when processing finished (after the last issue at 04:20:20).
+    assert [(b.held, b.approved_at, b.returned_at) for b in beta.batches] == [(0, at(20, 5), at(20, 5))]
+
+
+def test_each_organisation_from_one_read_matches_a_filtered_build(
+    known: CertificationAuthority, settings: Settings
+) -> None:
+    moment = at(28)
+    builder = ReportBuilder(known.database, settings)
+    everyone, each = builder.build_each(Period.parse("2026-W47"), now=moment)
+    assert everyone == builder.build(Period.parse("2026-W47"), now=moment)
+    names = {report.organisation_filter for report in each.values()}
+    assert names == {ACME, BETA}
+    for report in each.values():
+        assert report == builder.build(Period.parse("2026-W47"), report.organisation_filter, now=moment)
 
 
 def test_totals_and_charts(known: CertificationAuthority, settings: Settings) -> None:
     report = build(known, settings)
     totals = report.totals
-    assert (totals.submitted, totals.issued, totals.rejected, totals.pending, totals.revoked) == (27, 25, 1, 3, 3)
-    assert totals.revocation_reasons == {0: 1, 1: 1, 4: 1}
+    assert (totals.submitted, totals.issued, totals.rejected, totals.pending, totals.revoked) == (27, 25, 1, 3, 4)
+    assert totals.revocation_reasons == {0: 2, 1: 1, 4: 1}
     # 25 approvals: rank 13 is 600 s, rank ceil(23.75) = 24 is 3600 s. Issuance: rank 13 is 12 s, rank 24 is 40 s.
     assert figures(totals.approval) == (25, 600, 3600, 90000)
     assert figures(totals.issuance) == (25, 12, 40, 4000)
     assert (totals.approval.meets_target, totals.issuance.meets_target) == (True, True)
-    assert len(totals.batches) == 2
+    assert len(totals.batches) == 4
     assert [count for _, count in report.issued_per_day] == [0, 3, 2, 15, 5, 0, 0]
     assert report.issued_per_day[0][0] == dt.date(2026, 11, 16)
     # Buckets <1m, 1-5m, 5-15m, 15m-1h, 1-4h, 4-24h, 1-3d, >3d.
@@ -255,7 +361,7 @@ def test_month_and_org_filter(known: CertificationAuthority, settings: Settings)
     assert (acme.submitted, acme.issued, acme.rejected, acme.pending, acme.revoked) == (11, 7, 2, 2, 3)
     only = build(known, settings, org=BETA)
     assert [row.organisation for row in only.rows] == [BETA]
-    assert (only.totals.submitted, only.totals.issued, only.totals.revoked) == (20, 20, 1)
+    assert (only.totals.submitted, only.totals.issued, only.totals.revoked) == (20, 20, 2)
     assert (only.totals.approval.p50_s, only.totals.approval.p95_s) == (600, 1140)
     assert sum(count for _, count in only.issued_per_day) == 20
     with pytest.raises(NotFound):
@@ -306,6 +412,31 @@ def test_json_csv_html(known: CertificationAuthority, settings: Settings) -> Non
         "sla_met": False,
     }
     assert data["organisations"][0]["revocation_reasons"] == {"keyCompromise": 1, "superseded": 1}
+    assert data["organisations"][0]["revocation_publication"] | {} == {
+        "count": 2,
+        "p50_s": 1800,
+        "p95_s": 2700,
+        "max_s": 2700,
+        "target_s": 3600,
+        "within_target": 2,
+        "compliance": 1.0,
+        "sla_met": True,
+    }
+    assert data["organisations"][1]["awaiting_publication"] == 1
+    assert data["targets"]["revocation_p95_minutes"] == 60
+    assert data["organisations"][0]["sla"] == {
+        "approval": False,
+        "issuance": False,
+        "revocation": True,
+        "measured": 3,
+        "met": 1,
+        "all_met": False,
+    }
+    assert [(b["held"], b["approved_at"], b["returned_at"]) for b in data["organisations"][0]["batches"]] == [
+        (1, "2026-11-18T10:03:00+00:00", "2026-11-18T10:03:30+00:00"),
+        (1, None, None),
+        (0, None, None),
+    ]
     assert data["organisations"][1]["batches"][0]["size"] == 20
     assert data["totals"]["submitted"] == 27
     assert data["issued_per_day"]["2026-11-19"] == 15
@@ -316,10 +447,19 @@ def test_json_csv_html(known: CertificationAuthority, settings: Settings) -> Non
     assert lines[1][CSV_COLUMNS.index("approval_p95_s")] == "90000.0"
     assert lines[1][CSV_COLUMNS.index("approval_sla_met")] == "no"
     assert lines[2][CSV_COLUMNS.index("issuance_sla_met")] == "yes"
-    assert lines[3][:6] == ["all organisations", "27", "25", "1", "3", "3"]
+    revocation = [CSV_COLUMNS.index(f"revocation_{name}") for name in ("count", "p50_s", "p95_s", "max_s", "sla_met")]
+    assert [lines[1][i] for i in revocation] == ["2", "1800.0", "2700.0", "2700.0", "yes"]
+    assert [lines[3][i] for i in revocation] == ["3", "1800.0", "2700.0", "2700.0", "yes"]
+    tail = ("awaiting_publication", "sla_targets_measured", "sla_targets_met", "batches", "batch_items")
+    assert [lines[1][CSV_COLUMNS.index(c)] for c in (*tail, "batches_returned")] == ["0", "3", "1", "3", "6", "1"]
+    assert [lines[2][CSV_COLUMNS.index(c)] for c in (*tail, "batches_returned")] == ["1", "3", "3", "1", "20", "1"]
+    assert [lines[3][CSV_COLUMNS.index(c)] for c in (*tail, "batches_returned")] == ["1", "3", "3", "4", "26", "2"]
+    assert lines[3][:6] == ["all organisations", "27", "25", "1", "3", "4"]
     assert len(lines) == 4
 
     page = render_html(report)
+    assert "Revocation response" in page and "Service levels" in page and "1 of 3" in page
+    assert "2026-11-18T10:03:30+00:00" in page  # Acme's batch returned
     assert page.count("<svg") == 2 and page.count('role="img"') == 2
     assert page.count("<desc id=") == 2 and '<title id="issued-title">' in page
     assert "Acme &lt;Energy&gt; &amp; Co" in page and "<Energy>" not in page

@@ -1,9 +1,21 @@
 """Issuance reports per organisation and period (reads only): figures from the store's aggregate queries,
-SLA compliance against configured targets, and JSON, CSV and HTML (with inline SVG charts) renderers."""
+SLA compliance against configured targets, JSON, CSV and HTML (with inline SVG charts) renderers, and the
+schedule that keeps the last complete week's and month's reports."""
 
-from mpki.reports.builder import OrganisationRow, Report, ReportBuilder, Turnaround
+from mpki.reports.builder import OrganisationRow, Report, ReportBuilder, SlaSummary, Turnaround
 from mpki.reports.period import Period
-from mpki.reports.render import CSV_COLUMNS, FORMATS, render, render_csv, render_html, render_json
+from mpki.reports.render import (
+    CSV_COLUMNS,
+    FORMATS,
+    charts,
+    duration,
+    reason_name,
+    render,
+    render_csv,
+    render_html,
+    render_json,
+    to_dict,
+)
 
 __all__ = [
     "CSV_COLUMNS",
@@ -12,9 +24,14 @@ __all__ = [
     "Period",
     "Report",
     "ReportBuilder",
+    "SlaSummary",
     "Turnaround",
+    "charts",
+    "duration",
+    "reason_name",
     "render",
     "render_csv",
     "render_html",
     "render_json",
+    "to_dict",
 ]

@@ -37,8 +37,18 @@ CSV_COLUMNS = (
     "issuance_max_s",
     "issuance_within_target",
     "issuance_sla_met",
+    "revocation_count",
+    "revocation_p50_s",
+    "revocation_p95_s",
+    "revocation_max_s",
+    "revocation_within_target",
+    "revocation_sla_met",
+    "awaiting_publication",
+    "sla_targets_measured",
+    "sla_targets_met",
     "batches",
     "batch_items",
+    "batches_returned",
 )
 
 _templates = Environment(
@@ -79,9 +89,12 @@ def _batch(batch: BatchLine, organisation: str) -> dict[str, Any]:
         "status": batch.status,
         "issued": batch.issued,
         "rejected": batch.rejected,
+        "held": batch.held,
         "submitted_at": iso(batch.submitted_at),
         "started_at": iso(batch.started_at),
         "completed_at": iso(batch.completed_at),
+        "approved_at": iso(batch.approved_at),
+        "returned_at": iso(batch.returned_at),
     }
 
 
@@ -96,6 +109,16 @@ def _row(row: OrganisationRow) -> dict[str, Any]:
         "approval": _turnaround(row.approval),
         "issuance": _turnaround(row.issuance),
         "revocation_reasons": {reason_name(code): count for code, count in row.revocation_reasons.items()},
+        "revocation_publication": _turnaround(row.revocation),
+        "awaiting_publication": row.awaiting_publication,
+        "sla": {
+            "approval": row.approval.meets_target,
+            "issuance": row.issuance.meets_target,
+            "revocation": row.revocation.meets_target,
+            "measured": row.sla.measured,
+            "met": row.sla.met,
+            "all_met": row.sla.all_met,
+        },
         "batches": [_batch(batch, row.organisation) for batch in row.batches],
     }
 
@@ -112,6 +135,7 @@ def to_dict(report: Report) -> dict[str, Any]:
         "targets": {
             "approval_p95_hours": report.targets.approval_p95_hours,
             "issuance_p95_minutes": report.targets.issuance_p95_minutes,
+            "revocation_p95_minutes": report.targets.revocation_p95_minutes,
         },
         "organisations": [_row(row) for row in report.rows],
         "totals": totals,
@@ -133,11 +157,12 @@ def _csv_row(row: OrganisationRow) -> list[Any]:
         return "" if value is None else value
 
     cells: list[Any] = [row.organisation, row.submitted, row.issued, row.rejected, row.pending, row.revoked]
-    for value in (row.approval, row.issuance):
+    for value in (row.approval, row.issuance, row.revocation):
         met = value.meets_target
         cells += [value.count, blank(value.p50_s), blank(value.p95_s), blank(value.max_s), value.within_target]
         cells.append("" if met is None else ("yes" if met else "no"))
-    cells += [len(row.batches), sum(batch.size for batch in row.batches)]
+    cells += [row.awaiting_publication, row.sla.measured, row.sla.met]
+    cells += [len(row.batches), sum(b.size for b in row.batches), sum(b.returned_at is not None for b in row.batches)]
     return cells
 
 
@@ -151,7 +176,8 @@ def render_csv(report: Report) -> str:
     return out.getvalue()
 
 
-def _hours(seconds: float | None) -> str:
+def duration(seconds: float | None) -> str:
+    """A duration for people: seconds below two minutes, minutes below two hours, else hours."""
     if seconds is None:
         return "-"
     if seconds < 120:
@@ -161,7 +187,8 @@ def _hours(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def render_html(report: Report) -> str:
+def charts(report: Report) -> dict[str, Markup]:
+    """The two charts as inline SVG images (bar_chart escapes every label it draws: safe markup)."""
     days = [day.isoformat()[5:] for day, _ in report.issued_per_day]
     per_day = [count for _, count in report.issued_per_day]
     issued_chart = bar_chart(
@@ -180,13 +207,17 @@ def render_html(report: Report) -> str:
         report.histogram_labels,
         combined,
     )
+    return {"issued": Markup(issued_chart), "turnaround": Markup(turnaround_chart)}
+
+
+def render_html(report: Report) -> str:
+    drawn = charts(report)
     return _templates.get_template("report.html").render(
         report=report,
         data=to_dict(report),
-        # bar_chart escapes every label it draws, so its output is safe markup.
-        issued_chart=Markup(issued_chart),
-        turnaround_chart=Markup(turnaround_chart),
-        duration=_hours,
+        issued_chart=drawn["issued"],
+        turnaround_chart=drawn["turnaround"],
+        duration=duration,
         reason_name=reason_name,
     )
 

@@ -5,10 +5,16 @@ Counts are aggregated in the database (conditional sums under GROUP BY, one scan
 10^6 certificates returns a few hundred rows, not a million. Turnarounds are the exception: exact percentiles
 need every value, so one scan returns just two integers per timed request (whole milliseconds computed in
 SQL) and the reports room ranks them. Rows without an organisation are reported under the key None.
+
+Revocation response times pair each revocation of the period with the first CRL its CA published at or
+after it. That is two reads, not one lookup per revocation: the period's revocations (by the
+(ca_id, revoked_at) index) and the published CRLs' times since the period began (a few per CA per day);
+each revocation then finds its CRL by bisection in the CA's sorted times.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Date, Integer, and_, case, cast, func, not_, or_, select
 from sqlalchemy.orm import Session
 
-from mpki.store.schema import Batch, CertificateRequest, IssuedCertificate, Organisation
+from mpki.store.schema import Batch, CertificateAuthority, CertificateRequest, Crl, IssuedCertificate, Organisation
 
 _R = CertificateRequest
 _C = IssuedCertificate
@@ -47,9 +53,26 @@ class Turnarounds:
     issuance_ms: list[int] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class RevocationTimes:
+    """Revocation to first publication in a CRL of the revoking CA, in milliseconds, sorted ascending; and
+    how many revocations no published CRL lists yet."""
+
+    published_ms: list[int] = field(default_factory=list)
+    awaiting: int = 0
+
+
+# Items still on their way: not yet decided, or approved and not yet issued.
+UNDECIDED = ("submitted", "pending")
+UNFINISHED = ("submitted", "pending", "approved")
+
+
 @dataclass(frozen=True, slots=True)
 class BatchLine:
-    """A batch submitted in the period, with its timeline."""
+    """A batch submitted in the period, with its timeline. `approved_at`: when its last approved item was
+    decided if any item was held for review, else when processing finished (None while an item waits for a
+    decision). `returned_at`: when its last certificate was issued or processing finished, whichever is
+    later (None while any item is unfinished)."""
 
     id: int
     organisation_id: int | None
@@ -60,6 +83,9 @@ class BatchLine:
     submitted_at: dt.datetime
     started_at: dt.datetime | None
     completed_at: dt.datetime | None
+    held: int = 0
+    approved_at: dt.datetime | None = None
+    returned_at: dt.datetime | None = None
 
 
 class ReportQueries:
@@ -169,17 +195,94 @@ class ReportQueries:
         return found
 
     def batches(self, start: dt.datetime, end: dt.datetime, organisation_id: int | None = None) -> list[BatchLine]:
-        query = select(
-            Batch.id,
-            Batch.organisation_id,
-            Batch.size,
-            Batch.status,
-            Batch.issued,
-            Batch.rejected,
-            Batch.submitted_at,
-            Batch.started_at,
-            Batch.completed_at,
-        ).where(self._in(Batch.submitted_at, start, end))
+        """The period's batches with their items' timeline: one grouped read of their items (by the
+        (batch_id, item_index) index) joined to the batches."""
+        in_period = self._in(Batch.submitted_at, start, end)
         if organisation_id is not None:
-            query = query.where(Batch.organisation_id == organisation_id)
-        return [BatchLine(*row) for row in self.session.execute(query.order_by(Batch.submitted_at, Batch.id))]
+            in_period = and_(in_period, Batch.organisation_id == organisation_id)
+        items = (
+            select(
+                _R.batch_id.label("batch_id"),
+                func.sum(case((_R.hold_reason.is_not(None), 1), else_=0)).label("held"),
+                func.sum(case((_R.status.in_(UNDECIDED), 1), else_=0)).label("undecided"),
+                func.sum(case((_R.status.in_(UNFINISHED), 1), else_=0)).label("unfinished"),
+                func.max(case((_R.status.in_(("approved", "issued")), _R.decided_at), else_=None)).label("approved"),
+                func.max(_R.issued_at).label("issued"),
+            )
+            .where(_R.batch_id.in_(select(Batch.id).where(in_period)))
+            .group_by(_R.batch_id)
+            .subquery()
+        )
+        query = (
+            select(
+                Batch.id,
+                Batch.organisation_id,
+                Batch.size,
+                Batch.status,
+                Batch.issued,
+                Batch.rejected,
+                Batch.submitted_at,
+                Batch.started_at,
+                Batch.completed_at,
+                items.c.held,
+                items.c.undecided,
+                items.c.unfinished,
+                items.c.approved,
+                items.c.issued,
+            )
+            .outerjoin(items, items.c.batch_id == Batch.id)
+            .where(in_period)
+            .order_by(Batch.submitted_at, Batch.id)
+        )
+        lines = []
+        for *head, held, undecided, unfinished, last_approved, last_issued in self.session.execute(query):
+            completed: dt.datetime | None = head[-1]
+            done = completed is not None and head[3] == "completed"
+            approved_at = None
+            if done and not undecided:
+                approved_at = last_approved if held else completed
+            returned_at = None
+            if done and not unfinished:
+                returned_at = completed if last_issued is None else max(completed, last_issued)
+            lines.append(BatchLine(*head, int(held or 0), approved_at, returned_at))
+        return lines
+
+    def revocation_times(
+        self, start: dt.datetime, end: dt.datetime, organisation_id: int | None = None
+    ) -> dict[int | None, RevocationTimes]:
+        """For each certificate revoked in the period: the time to the first CRL (full or delta) its CA
+        published with thisUpdate at or after the revocation; revocations no published CRL covers yet are
+        counted as awaiting publication."""
+        revoked = select(_C.organisation_id, _C.ca_id, _C.revoked_at).where(
+            # ca_id IN (every CA) lets SQLite range-scan the (ca_id, revoked_at) index once per CA.
+            _C.ca_id.in_(select(CertificateAuthority.id)),
+            self._in(_C.revoked_at, start, end),
+        )
+        if organisation_id is not None:
+            revoked = revoked.where(_C.organisation_id == organisation_id)
+        rows = self.session.execute(revoked).all()
+        if not rows:
+            return {}
+        published: dict[int, list[dt.datetime]] = {}
+        crls = (
+            select(Crl.ca_id, Crl.this_update)
+            .where(Crl.status == "published", Crl.this_update >= start)
+            .order_by(Crl.ca_id, Crl.this_update)
+        )
+        for ca_id, this_update in self.session.execute(crls):
+            published.setdefault(ca_id, []).append(this_update)
+        found: dict[int | None, RevocationTimes] = {}
+        millisecond = dt.timedelta(milliseconds=1)
+        for org, ca_id, revoked_at in rows:
+            times = found.get(org)
+            if times is None:
+                times = found[org] = RevocationTimes()
+            moments = published.get(ca_id, [])
+            index = bisect.bisect_left(moments, revoked_at)
+            if index == len(moments):
+                times.awaiting += 1
+            else:
+                times.published_ms.append(round((moments[index] - revoked_at) / millisecond))
+        for times in found.values():
+            times.published_ms.sort()
+        return found
