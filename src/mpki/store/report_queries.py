@@ -235,16 +235,31 @@ class ReportQueries:
             .order_by(Batch.submitted_at, Batch.id)
         )
         lines = []
-        for *head, held, undecided, unfinished, last_approved, last_issued in self.session.execute(query):
-            completed: dt.datetime | None = head[-1]
-            done = completed is not None and head[3] == "completed"
-            approved_at = None
+        for row in self.session.execute(query):
+            held, undecided, unfinished, last_approved, last_issued = row[9:]
+            completed: dt.datetime | None = row.completed_at
+            done = completed is not None and row.status == "completed"
+            approved_at = returned_at = None
             if done and not undecided:
                 approved_at = last_approved if held else completed
-            returned_at = None
-            if done and not unfinished:
+            if completed is not None and done and not unfinished:
                 returned_at = completed if last_issued is None else max(completed, last_issued)
-            lines.append(BatchLine(*head, int(held or 0), approved_at, returned_at))
+            lines.append(
+                BatchLine(
+                    id=row.id,
+                    organisation_id=row.organisation_id,
+                    size=row.size,
+                    status=row.status,
+                    issued=row.issued,
+                    rejected=row.rejected,
+                    submitted_at=row.submitted_at,
+                    started_at=row.started_at,
+                    completed_at=completed,
+                    held=int(held or 0),
+                    approved_at=approved_at,
+                    returned_at=returned_at,
+                )
+            )
         return lines
 
     def revocation_times(
@@ -263,7 +278,7 @@ class ReportQueries:
         rows = self.session.execute(revoked).all()
         if not rows:
             return {}
-        published: dict[int, list[dt.datetime]] = {}
+        published: dict[int, list[dt.datetime]] = {}  # thisUpdate times per CA, ascending
         crls = (
             select(Crl.ca_id, Crl.this_update)
             .where(Crl.status == "published", Crl.this_update >= start)
@@ -274,6 +289,7 @@ class ReportQueries:
         found: dict[int | None, RevocationTimes] = {}
         millisecond = dt.timedelta(milliseconds=1)
         for org, ca_id, revoked_at in rows:
+            assert revoked_at is not None  # selected by its range
             times = found.get(org)
             if times is None:
                 times = found[org] = RevocationTimes()
