@@ -45,3 +45,24 @@ class Period:
     def days(self) -> list[dt.date]:
         first = self.start.date()
         return [first + dt.timedelta(days=index) for index in range((self.end - self.start).days)]
+
+    @property
+    def kind(self) -> str:
+        """ "week" or "month": how the schedule and the archive name the period's length."""
+        return "week" if "-W" in self.label else "month"
+
+    @classmethod
+    def last_complete_week(cls, now: dt.datetime) -> Period:
+        """The ISO week that ended most recently at or before `now` (UTC): on a Monday at 00:00 exactly, the
+        week that has just ended."""
+        today = now.astimezone(dt.UTC).date()
+        this_monday = today - dt.timedelta(days=today.weekday())
+        year, week, _ = (this_monday - dt.timedelta(days=7)).isocalendar()
+        return cls.parse(f"{year}-W{week:02d}")
+
+    @classmethod
+    def last_complete_month(cls, now: dt.datetime) -> Period:
+        """The calendar month that ended most recently at or before `now` (UTC)."""
+        moment = now.astimezone(dt.UTC)
+        year, month = (moment.year, moment.month - 1) if moment.month > 1 else (moment.year - 1, 12)
+        return cls.parse(f"{year}-{month:02d}")
