@@ -286,6 +286,19 @@ def test_verification_refusals() -> None:
         cms.SignedParts(**{**_fields(parts), "digest_algorithm": "1.2.840.113549.2.5"})  # type: ignore[arg-type]
     )
     assert _refusal(md5, KEY.public_key()) is StatusCode.badDigestAlgorithm
+    unsigned = cms.sequence(
+        cms.oid(cms.SIGNED_DATA_OID),
+        cms.explicit(
+            0,
+            cms.sequence(
+                cms.integer(3),
+                cms.set_of([]),
+                cms.sequence(cms.oid(parts.content_type), cms.explicit(0, cms.octet_string(parts.content))),
+                cms.set_of([]),
+            ),
+        ),
+    )
+    assert _refusal(unsigned) is StatusCode.missingSignature
 
 
 def _fields(parts: cms.SignedParts) -> dict[str, object]:

@@ -199,6 +199,8 @@ def decode_signed_data(der: bytes) -> SignedParts:
     encap = signed["encapContentInfo"]
     if not encap["eContent"].isValue:
         raise CmsFormatError("missingContent", "the SignedData carries no encapsulated content")
+    if len(signed["signerInfos"]) == 0:
+        raise CmsFormatError("missingSignature", "the SignedData is not signed")
     if len(signed["signerInfos"]) != 1:
         raise CmsFormatError("badSignerInfo", f"expected one SignerInfo, found {len(signed['signerInfos'])}")
     signer = signed["signerInfos"][0]
