@@ -17,6 +17,7 @@ from mpki.audit.browse import ChainStatus, EventPage, chain_status, events_page
 from mpki.domain import Action, Forbidden, InvalidRequest, Role, utcnow
 from mpki.ra.authorisation import Principal, authorise, authorise_grant, visible_organisation
 from mpki.ra.directory import PersonView
+from mpki.ra.intake import SUBSCRIBER_PROFILES, approval_rule
 from mpki.store import (
     AdminQueries,
     AuditCriteria,
@@ -48,6 +49,23 @@ def authorise_one_of(principal: Principal, actions: tuple[Action, ...]) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleView:
+    """How one profile's requests from an organisation are approved; `explicit`: set for it, not the default."""
+
+    profile: str
+    rule: str
+    explicit: bool
+
+
+def _explicit_rules(policy: str) -> set[str]:
+    try:
+        rules = json.loads(policy) if policy else {}
+    except ValueError:
+        return set()
+    return set(rules) if isinstance(rules, dict) else set()
+
+
+@dataclass(frozen=True, slots=True)
 class TokenView:
     id: int
     prefix: str
@@ -68,12 +86,15 @@ class Administration:
 
     # ----- organisations ------------------------------------------------------------------------
 
-    def approval_rules(self, principal: Principal) -> dict[str, dict[str, str]]:
-        """Each visible organisation's approval rules by profile (profiles not named follow the default)."""
+    def approval_rules(self, principal: Principal) -> dict[str, list[RuleView]]:
+        """Each visible organisation's effective approval rule per profile, and whether it was set for it."""
         only = visible_organisation(principal, Action.ORG_VIEW)
         with self.database.reader() as session:
             return {
-                row.name: dict(json.loads(row.approval_policy)) if row.approval_policy else {}
+                row.name: [
+                    RuleView(profile, approval_rule(row, profile), profile in _explicit_rules(row.approval_policy))
+                    for profile in SUBSCRIBER_PROFILES
+                ]
                 for row in OrganisationRepository(session).all(only)
             }
 
