@@ -53,7 +53,11 @@ def playwright_driver() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="session")
 def chromium(playwright_driver: Playwright) -> Iterator[Browser]:
-    """Debian's Chromium, headless (Playwright's own browser download is not used)."""
+    """Debian's Chromium, headless (Playwright's own browser download is not used). The last run's
+    screenshots are cleared first, so the artefacts are this run's alone."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SCREENSHOTS.glob("*.png"):
+        old.unlink()
     browser = playwright_driver.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
     yield browser
     browser.close()
