@@ -358,7 +358,7 @@ def test_counts_per_organisation_are_exact(portal: PortalWorld) -> None:
     assert f'href="/portal/ra/queue?organisation={portal.org_ids["A"]}"' in page.text
 
 
-def test_batch_timeline_shows_submitted_approved_and_completed(portal: PortalWorld) -> None:
+def test_batch_timeline_shows_submitted_approved_and_actioned(portal: PortalWorld) -> None:
     held = _held_org_request(portal, "A")
     agent = _signed_in(portal, "agent")
     before = agent.get("/portal/ra/batches").text
@@ -376,7 +376,7 @@ def test_batch_timeline_shows_submitted_approved_and_completed(portal: PortalWor
         "submitted": batch.submitted_at.isoformat(),
         "started": batch.started_at.isoformat(),
         "approved": view.decided_at.isoformat(),
-        "completed": view.issued_at.isoformat(),
+        "actioned": view.issued_at.isoformat(),
     }
     assert view.decided_at > batch.completed_at  # approved by the agent, after processing
 
