@@ -5,10 +5,19 @@ by reason, OCSP answers by outcome, and the installation-wide queue depth and pe
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography import x509
 from fastapi import FastAPI
@@ -18,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mpki.ca import CertificationAuthority
 from mpki.domain import Role
 from mpki.ra import OPERATOR, Directory
+from mpki.store import BatchRepository
 from mpki.web import create_app
 from tests.csr_factory import device_csr, org_csr, random_eui64
 from tests.support.status import ca_certificate, ocsp_request, request_by_hash, response_status
@@ -212,3 +222,116 @@ def test_a_database_outage_is_a_gauge_not_a_failed_scrape(world: World, monkeypa
 
 def device_pem() -> str:
     return device_csr(random_eui64(), pem=True).decode()
+
+
+def test_queue_depth_counts_batches_waiting_and_in_a_workers_hands(world: World) -> None:
+    """The gauge is read from the database at each scrape: submitted, then claimed (processing), then done."""
+    csrs = {"profile": "smki-device", "csrs": [device_pem(), device_pem()]}
+    first = world.call("subscriber", "POST", "/api/v1/batches", json=csrs).json()["id"]
+    world.call("subscriber", "POST", "/api/v1/batches", json={"profile": "smki-device", "csrs": [device_pem()]})
+    samples = world.scrape()
+    assert (
+        value(samples, "mpki_batch_queue_depth", status="submitted"),
+        value(samples, "mpki_batch_queue_depth", status="processing"),
+    ) == (2, 0)
+    now = dt.datetime.now(dt.UTC)
+    with world.authority.database.transaction() as session:
+        assert BatchRepository(session).claim(first, now, now - dt.timedelta(hours=1))
+    samples = world.scrape()
+    assert value(samples, "mpki_batch_queue_depth", status="submitted") == 1
+    assert value(samples, "mpki_batch_queue_depth", status="processing") == 1
+    while world.app.state.worker.queue.process_next() is not None:
+        pass
+    samples = world.scrape()
+    assert value(samples, "mpki_batch_queue_depth", status="submitted") == 0
+    assert value(samples, "mpki_batch_queue_depth", status="processing") == 1  # claimed by a worker, not finished
+
+
+def test_serve_with_several_workers_shares_a_fresh_metrics_directory(
+    authority: CertificationAuthority, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from mpki.cli.main import app as cli
+
+    for key, setting in env.items():
+        monkeypatch.setenv(key, setting)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    shared = authority.settings.run_dir / "prometheus"
+    shared.mkdir(parents=True)
+    (shared / "counter_4242.db").write_bytes(b"left by a previous run")
+    seen: list[tuple[int, str | None, list[str]]] = []
+
+    def fake_run(*args: Any, **kwargs: Any) -> None:
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        seen.append((kwargs["workers"], directory, sorted(os.listdir(directory)) if directory else []))
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["serve", "--workers", "3"]).exit_code == 0
+    assert seen == [(3, str(shared), [])]  # fresh: the old file is gone
+    assert not shared.exists() and "PROMETHEUS_MULTIPROC_DIR" not in os.environ  # cleaned when serving stops
+    assert runner.invoke(cli, ["serve"]).exit_code == 0
+    assert seen[-1] == (1, None, [])  # one process needs no shared directory
+    chosen = tmp_path / "operator-metrics"
+    chosen.mkdir()
+    (chosen / "keep.db").write_bytes(b"")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(chosen))
+    assert runner.invoke(cli, ["serve", "--workers", "2"]).exit_code == 0
+    assert seen[-1] == (2, str(chosen), ["keep.db"]) and (chosen / "keep.db").exists()  # the operator's, untouched
+
+
+def test_counters_add_up_over_worker_processes(authority: CertificationAuthority, env: dict[str, str]) -> None:
+    """A real `mpki serve --workers 2`: whichever worker answers a scrape, it counts every worker's requests."""
+    port = free_port()
+    child = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mpki", "serve", "--workers", "2", "--port", str(port)],
+        env=child,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, (
+                server.stderr.read().decode() if server.stderr else ""
+            )
+            time.sleep(0.2)
+        for _ in range(30):  # a new connection each time: the kernel spreads them over the workers
+            assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+        totals = []
+        for _ in range(6):
+            text = httpx.get(f"{base}/metrics", timeout=5).text
+            totals.append(
+                sum(
+                    sample.value
+                    for family in text_string_to_metric_families(text)
+                    for sample in family.samples
+                    if sample.name == "mpki_http_requests_total" and sample.labels.get("route") == "/healthz"
+                )
+            )
+        assert totals == [31] * 6  # the 30 and the readiness probe that succeeded
+        directory = authority.settings.run_dir / "prometheus"
+        assert any(directory.glob("counter_*.db"))  # the workers' shared counter files
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    assert not (authority.settings.run_dir / "prometheus").exists()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

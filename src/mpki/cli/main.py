@@ -105,8 +105,11 @@ def serve(
     Behind a TLS-terminating proxy, list the proxy's addresses in MPKI_TRUSTED_PROXIES to accept the client
     certificate it forwards in an RFC 9440 Client-Cert header."""
     import ssl
+    from contextlib import nullcontext
 
     import uvicorn
+
+    from mpki.reports.prometheus import shared_metrics_dir
 
     if (tls_cert is None) != (tls_key is None):
         raise fail("--tls-cert and --tls-key go together")
@@ -131,17 +134,20 @@ def serve(
         # client address with X-Forwarded-For.
         options["proxy_headers"] = False
     authority().reconcile(actor="mpki-serve")
-    # By import string, so the web room stays a sibling of the CLI and uvicorn can run workers.
-    uvicorn.run(
-        "mpki.web.asgi:application",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        access_log=False,
-        **options,
-    )
+    # Several workers share one metrics directory, so /metrics counts what all of them did.
+    shared = shared_metrics_dir(settings().run_dir) if workers > 1 else nullcontext()
+    with shared:
+        # By import string, so the web room stays a sibling of the CLI and uvicorn can run workers.
+        uvicorn.run(
+            "mpki.web.asgi:application",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            access_log=False,
+            **options,
+        )
 
 
 if __name__ == "__main__":

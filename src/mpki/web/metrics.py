@@ -12,9 +12,11 @@ Two kinds of figure, chosen for `mpki serve --workers N` on several nodes:
   the same values; aggregate them with max(), not sum().
 
 Each app has its own CollectorRegistry, so several apps in one process (tests) never clash. With
-several workers behind one port a scrape reaches one of them; set PROMETHEUS_MULTIPROC_DIR (an empty
-directory, the same for all workers, before they start) and the per-process figures are summed over
-the workers by prometheus_client's multiprocess mode.
+several workers behind one port a scrape reaches one of them; PROMETHEUS_MULTIPROC_DIR (an empty
+directory, the same for all workers, set before they start) makes prometheus_client's multiprocess mode
+sum the per-process figures over the workers. `mpki serve --workers N` (N > 1) sets it to a fresh
+directory under the run directory for as long as it serves, unless the operator set one already
+(`mpki.reports.prometheus.shared_metrics_dir`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mpki.domain import RevocationReason
 from mpki.ra.authorisation import Principal
 from mpki.ra.revocation import RevocationDesk
+from mpki.reports.prometheus import MULTIPROCESS_ENV
 from mpki.status import RevocationOutcome, StatusService
 from mpki.status.ocsp import INTERNAL_ERROR, MALFORMED, TRY_LATER, UNAUTHORIZED
 from mpki.store import BatchRepository, Database, RequestRepository
@@ -95,7 +98,7 @@ class Metrics:
 
     def __init__(self, database: Database) -> None:
         self.registry = CollectorRegistry()
-        multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        multiprocess = bool(os.environ.get(MULTIPROCESS_ENV))
         # In multiprocess mode the values live in files shared by the workers; one collector reads them all.
         own = None if multiprocess else self.registry
         if multiprocess:
