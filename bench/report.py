@@ -2,11 +2,13 @@
 
 A fresh installation is filled by bulk insert through the store layer (nothing is signed): `--n` requests
 across 20 organisations, all in November 2026 (submitted, decided and issued with varied turnarounds; 2% of
-them rejected, 1% left pending), one certificate per issued request, 3% of those revoked in the month with
-a mix of reasons, and one batch per 1,000 requests. Then `mpki report --period 2026-11 --format json` runs
-its real path in-process: `ReportBuilder(database, settings).build(Period.parse("2026-11"))` and
-`render_json`. `report_1m_s` is the fastest of `--repeat` runs (wall time; CPU time of this process is printed
-too, which on SQLite is the whole of the work, so a machine loaded by other jobs can be told apart).
+them rejected, 1% left pending, held for review), one certificate per issued request, 3% of those revoked in
+the month with a mix of reasons, one batch per 1,000 requests (the requests are its items), and the device
+CA's CRLs (a full one every 6 hours, a delta every 30 minutes) for revocation response times. Then
+`mpki report --period 2026-11 --format json` runs its real path in-process:
+`ReportBuilder(database, settings).build(Period.parse("2026-11"))` and `render_json`. `report_1m_s` is
+the fastest of `--repeat` runs (wall time; CPU time of this process is printed too, which on SQLite is the
+whole of the work, so a machine loaded by other jobs can be told apart).
 
 The physical limit, measured in the same run over the same rows, is what any report must at least read:
 one raw DB-API `SELECT organisation_id, count(*), sum(...) ... GROUP BY organisation_id` over the month's
@@ -41,6 +43,7 @@ from mpki.store import (
     BatchRepository,
     CaRepository,
     CertificateRepository,
+    Crl,
     Organisation,
     OrganisationRepository,
     RequestRepository,
@@ -77,18 +80,37 @@ def fill(authority: Any, n: int) -> float:
         ]
         ca_id = CaRepository(session).by_name("smki-device-ca").id
         batches = BatchRepository(session)
+        batch_ids = []
         for index in range(0, n, 1000):
             submitted = MONTH_START + dt.timedelta(seconds=index * MONTH_SECONDS // n)
-            batches.add(
-                Batch(
-                    organisation_id=org_ids[(index // 1000) % ORGANISATIONS],
-                    profile="smki-device",
-                    submitted_by="bench",
-                    submitted_at=submitted,
-                    size=1000,
-                    status="completed",
-                    started_at=submitted + dt.timedelta(seconds=2),
-                    completed_at=submitted + dt.timedelta(seconds=90),
+            batch_ids.append(
+                batches.add(
+                    Batch(
+                        organisation_id=org_ids[(index // 1000) % ORGANISATIONS],
+                        profile="smki-device",
+                        submitted_by="bench",
+                        submitted_at=submitted,
+                        size=1000,
+                        status="completed",
+                        started_at=submitted + dt.timedelta(seconds=2),
+                        completed_at=submitted + dt.timedelta(seconds=90),
+                    )
+                ).id
+            )
+        for number, minutes in enumerate(range(0, 31 * 24 * 60, 30), start=1):
+            this_update = MONTH_START + dt.timedelta(minutes=minutes)
+            session.add(
+                Crl(
+                    ca_id=ca_id,
+                    number=number,
+                    kind="full" if minutes % 360 == 0 else "delta",
+                    base_number=None,
+                    status="published",
+                    this_update=this_update,
+                    next_update=this_update + dt.timedelta(days=1),
+                    entries=0,
+                    der=None,
+                    created_at=this_update,
                 )
             )
     columns = (TextColumn("fill"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -115,6 +137,8 @@ def fill(authority: Any, n: int) -> float:
                         "organisation_id": org,
                         "kind": "new",
                         "issued_at": issued if status == "issued" else None,
+                        "batch_id": batch_ids[i // 1000],
+                        "hold_reason": "awaiting RA agent approval" if status == "pending" else None,
                     }
                 )
                 if status != "issued":
@@ -129,7 +153,7 @@ def fill(authority: Any, n: int) -> float:
                         not_after=issued + dt.timedelta(days=3650),
                         created_at=issued,
                         organisation_id=org,
-                        revoked_at=issued + dt.timedelta(hours=1) if revoked else None,
+                        revoked_at=issued + dt.timedelta(hours=1, seconds=i % 1800) if revoked else None,
                         revocation_reason=REASONS[i % len(REASONS)] if revoked else None,
                     )
                 )
@@ -190,6 +214,12 @@ def run(args: argparse.Namespace, home: Path, url: str) -> None:
         f"{totals['approval']['p50_s']}/{totals['approval']['p95_s']}/{totals['approval']['max_s']} s; "
         f"issuance p50/p95/max {totals['issuance']['p50_s']}/{totals['issuance']['p95_s']}/"
         f"{totals['issuance']['max_s']} s"
+    )
+    published = totals["revocation_publication"]
+    returned = sum(1 for org in data["organisations"] for batch in org["batches"] if batch["returned_at"])
+    print(
+        f"revocation to CRL p50/p95/max {published['p50_s']}/{published['p95_s']}/{published['max_s']} s over "
+        f"{published['count']:,} (awaiting {totals['awaiting_publication']:,}); batches returned {returned:,}"
     )
     print(f"report_1m_s: {report_s:.2f}  (runs: {', '.join(f'{t:.2f}' for t in report_times)})")
     print(f"physical_limit_s: {limit_s:.2f}  (runs: {', '.join(f'{t:.2f}' for t in limit_times)})")
