@@ -201,7 +201,11 @@ def test_ra_manager_cannot_create_a_service_admin(portal: PortalWorld, sql: Conn
     )
     assert answer.status_code == 403 and "<h1>Not allowed</h1>" in answer.text
     assert counts(sql) == before
-    # ...nor take one over: no password, token or disabling for people above the manager's grant
+    # ...nor take one over: no password, token, revocation or disabling for people above the manager's grant
+    portal.directory.create_token(OPERATOR, email_of("admin"))
+    admins_token = int(sql.execute(text("SELECT id FROM api_tokens")).scalar_one())
+    before = counts(sql)
+    assert manager.post(f"/portal/admin/tokens/{admins_token}/revoke").status_code == 403
     admin_id = person_id(sql, email_of("admin"))
     assert (
         manager.post(
@@ -415,6 +419,14 @@ def test_cas_and_profiles_are_listed_without_key_material(portal: PortalWorld) -
     profiles = admin.get("/portal/admin/profiles").text
     assert "smki-device" in profiles and "no expiry" in profiles and "subjectAltName (critical)" in profiles
     assert "basicConstraints (critical) pathLen 0" in profiles and "serverAuth" in profiles
+
+
+def test_unknown_people_and_organisations_are_not_found(portal: PortalWorld) -> None:
+    admin = signed_in(portal, "admin")
+    assert admin.get("/portal/admin/people/999999").status_code == 404
+    assert admin.get("/portal/admin/people?organisation=Nobody").status_code == 404
+    assert admin.post("/portal/admin/people/999999/status", {"status": "disabled"}).status_code == 404
+    assert admin.get("/portal/admin/people/0").status_code == 422  # not even an id
 
 
 def test_overview_counts(portal: PortalWorld) -> None:

@@ -6,9 +6,7 @@ The log is read, never changed, here; who may read it is decided by the caller i
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
-from typing import Any
 
 from mpki.audit.verify import verify_chain
 from mpki.store import AuditCriteria, AuditEvent, AuditQueries, Database
@@ -26,10 +24,6 @@ class EventView:
     serial: str | None
     request_id: int | None
     details: str  # compact JSON, as hashed
-
-    @property
-    def details_data(self) -> Any:
-        return json.loads(self.details)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,8 +36,8 @@ CA_LIST_ACTIONS = (Action.CA_ADMIN, Action.AUDIT_VIEW)
 PERSON_STATUSES = ("active", "disabled")
 
 
-def authorise_one_of(principal: Principal, actions: tuple[Action, ...]) -> None:
-    """Allow when the principal may do any of `actions` for every organisation; else Forbidden."""
+def authorise_one_of(principal: Principal, actions: tuple[Action, ...], what: str = "the administration pages") -> None:
+    """Allow when the principal may do any of `actions` for every organisation; else Forbidden naming `what`."""
     refusals: list[Forbidden] = []
     for action in actions:
         try:
@@ -45,7 +45,7 @@ def authorise_one_of(principal: Principal, actions: tuple[Action, ...]) -> None:
             return
         except Forbidden as refused:
             refusals.append(refused)
-    raise Forbidden(f"{principal.role.value} may not open the administration pages") from refusals[0]
+    raise Forbidden(f"{principal.role.value} may not open {what}") from refusals[0]
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,7 +53,7 @@ def overview(request: Request, who: Viewer) -> Response:
 def cas(request: Request, who: Viewer) -> Response:
     """Each CA's name, profile, subject, validity, status and key reference (never key material)."""
     gate(who)
-    authorise_one_of(who.principal, CA_LIST_ACTIONS)
+    authorise_one_of(who.principal, CA_LIST_ACTIONS, "the list of CAs and their key references")
     return render(
         request, "portal/admin_cas.html", identity=who, active="admin", cas=services(request).authority.list_cas()
     )

@@ -8,7 +8,7 @@ from starlette.datastructures import FormData
 from mpki.domain import Action, InvalidRequest, RemotePartyRole
 from mpki.ra.administration import AREA_ACTIONS, Administration, authorise_one_of
 from mpki.ra.authorisation import Principal, scope_of
-from mpki.ra.logins import PortalIdentity, PortalLogins
+from mpki.ra.logins import PortalIdentity
 from mpki.web.api import Services
 
 # Field lengths past which a form value is refused outright (the ra checks the real rules).
@@ -32,11 +32,6 @@ def services(request: Request) -> Services:
 
 def administration(request: Request) -> Administration:
     return Administration(services(request).directory.database)
-
-
-def logins(request: Request) -> PortalLogins:
-    found: PortalLogins = request.app.state.logins
-    return found
 
 
 async def form_of(request: Request) -> FormData:

@@ -12,9 +12,9 @@ from mpki.domain import Action, InvalidRequest, NotFound, Role
 from mpki.ra.authorisation import GRANTS, authorise
 from mpki.ra.directory import PersonView
 from mpki.ra.logins import MIN_PASSWORD, PortalIdentity
-from mpki.web.portal.admin_common import administration, field, form_of, gate, logins, may, services
+from mpki.web.portal.admin_common import administration, field, form_of, gate, may, services
 from mpki.web.portal.pages import redirect, render
-from mpki.web.portal.session import Actor, Viewer
+from mpki.web.portal.session import Actor, Viewer, logins
 
 router = APIRouter(prefix="/portal/admin", include_in_schema=False)
 PersonId = Annotated[int, Path(ge=1, le=2**63 - 1)]
