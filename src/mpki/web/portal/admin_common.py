@@ -55,7 +55,15 @@ def role_label(code: str) -> str:
         return code
 
 
+_ACRONYMS = {"WAN": "WAN", "COS": "CoS"}
+
+
+def _spoken(member: RemotePartyRole) -> str:
+    words = [_ACRONYMS.get(word, word.lower()) for word in member.name.split("_")]
+    return " ".join(words)[:1].upper() + " ".join(words)[1:]
+
+
+# (form value, label) for each remote-party role, e.g. ("wan-provider", "WAN provider (06)").
 REMOTE_PARTY_ROLES = [
-    (member.name.lower().replace("_", "-"), f"{member.name.replace('_', ' ').capitalize()} ({member.code})")
-    for member in RemotePartyRole
+    (member.name.lower().replace("_", "-"), f"{_spoken(member)} ({member.code})") for member in RemotePartyRole
 ]
