@@ -321,6 +321,9 @@ def test_manager_may_not_use_the_contingency_path(scene: Scene) -> None:
     usurper = ec.generate_private_key(ec.SECP256R1())
     update = ApexUpdate(scene.ref(), root_certificate(usurper, "usurper"))
     answer = scene.send(update, key=usurper, contingency_key=scene.decrypt_key)
+    assert _error(answer) is StatusCode.badSignerInfo
+    posing = public_key_id(scene.contingency.public_key())
+    answer = scene.send(update, key=usurper, contingency_key=scene.decrypt_key, key_id=posing)
     assert _error(answer) is StatusCode.signatureFailure
     assert scene.status().trust_anchors[0] == scene.apex
 
@@ -341,3 +344,17 @@ def test_state_survives_a_reload(scene: Scene) -> None:
 def test_initialise_refuses_to_overwrite(scene: Scene) -> None:
     with pytest.raises(FileExistsError):
         TrustAnchorStore.initialise(scene.path, scene.device, scene.apex)
+
+
+def test_every_damaged_octet_is_answered_never_raised(scene: Scene) -> None:
+    """Flip octets all through an update and a contingency apex update: the store answers every one,
+    and accepts none (every field is either signed or checked)."""
+    new_root = root_certificate(ec.generate_private_key(ec.SECP256R1()), "new root")
+    messages = [
+        sign_message(TampUpdate(scene.ref(), (AddAnchor(new_root),)), scene.manager),
+        sign_message(ApexUpdate(scene.ref(), new_root), scene.contingency, contingency_key=scene.decrypt_key),
+    ]
+    for n, der in enumerate(messages):
+        for at in range(n, len(der), 4):  # every fourth octet keeps the test quick
+            answer = scene.answer(scene.store.process(der[:at] + bytes([der[at] ^ 0xFF]) + der[at + 1 :]))
+            assert isinstance(answer, TampError), at

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from pyasn1.codec.der import decoder, encoder
 from pyasn1.error import PyAsn1Error
@@ -196,9 +197,16 @@ def decode_signed_data(der: bytes) -> SignedParts:
         raise CmsFormatError("badSignedData", f"SignedData does not decode: {exc}") from None
     if rest:
         raise CmsFormatError("badSignedData", "trailing bytes after the SignedData")
-    encap = signed["encapContentInfo"]
-    if not encap["eContent"].isValue:
+    if not signed["encapContentInfo"]["eContent"].isValue:
         raise CmsFormatError("missingContent", "the SignedData carries no encapsulated content")
+    try:
+        return _signed_parts(signed)
+    except PyAsn1Error as exc:
+        raise CmsFormatError("badSignedData", f"SignedData fields do not decode: {exc}") from None
+
+
+def _signed_parts(signed: Any) -> SignedParts:
+    encap = signed["encapContentInfo"]
     if len(signed["signerInfos"]) == 0:
         raise CmsFormatError("missingSignature", "the SignedData is not signed")
     if len(signed["signerInfos"]) != 1:
@@ -207,6 +215,12 @@ def decode_signed_data(der: bytes) -> SignedParts:
     sid = signer["sid"]
     if sid.getName() != "subjectKeyIdentifier":
         raise CmsFormatError("badSignerInfo", "the signer is not identified by subjectKeyIdentifier")
+    # RFC 5652 5.1 and 5.3: with a subjectKeyIdentifier signer, both versions are 3.
+    if int(signer["version"]) != 3 or int(signed["version"]) != 3:
+        raise CmsFormatError("badSignerInfo", "SignedData and SignerInfo must be version 3")
+    digest = signer["digestAlgorithm"]["algorithm"]
+    if all(a["algorithm"] != digest for a in signed["digestAlgorithms"]):
+        raise CmsFormatError("badSignedData", "digestAlgorithms does not list the signer's digest algorithm")
     if not signer["signedAttrs"].isValue or len(signer["signedAttrs"]) == 0:
         raise CmsFormatError("badSignedAttrs", "the SignerInfo has no signed attributes")
     signed_attrs = untag(encoder.encode(signer["signedAttrs"]), 0x31)
@@ -238,11 +252,17 @@ def _check_signed_attributes(parts: SignedParts) -> None:
     if len(content_types) != 1 or len(digests) != 1:
         raise CmsFormatError("badSignedAttrs", "content-type and message-digest must each appear once")
     try:
-        declared, _ = decoder.decode(content_types[0], asn1Spec=univ.ObjectIdentifier())
+        declared, rest = decoder.decode(content_types[0], asn1Spec=univ.ObjectIdentifier())
     except PyAsn1Error:
         raise CmsFormatError("badSignedAttrs", "the content-type attribute is not an OID") from None
-    if str(declared) != parts.content_type:
+    if rest or str(declared) != parts.content_type:
         raise CmsFormatError("badSignedAttrs", "the content-type attribute differs from eContentType")
+    try:
+        _, rest = decoder.decode(digests[0], asn1Spec=univ.OctetString())
+    except PyAsn1Error:
+        raise CmsFormatError("badSignedAttrs", "the message-digest attribute is not an OCTET STRING") from None
+    if rest:
+        raise CmsFormatError("badSignedAttrs", "trailing bytes in the message-digest attribute")
 
 
 def message_digest(parts: SignedParts) -> bytes:

@@ -746,7 +746,11 @@ def decode_message(content_type: str, der: bytes) -> Message:
     if content_type not in _SPECS:
         raise TampDecodeError(StatusCode.unsupportedTAMPMsgType, f"{content_type} is not a TAMP message type")
     value = _decode(der, _SPECS[content_type](), "TAMP message")
-    if encoder.encode(value) != der:
+    try:
+        canonical = encoder.encode(value)
+    except PyAsn1Error as exc:
+        raise TampDecodeError(StatusCode.malformed, f"the TAMP message is malformed: {exc}") from None
+    if canonical != der:
         raise TampDecodeError(StatusCode.decodeFailure, "the TAMP message is not DER")
     if "version" in value and value["version"].isValue and int(value["version"]) != 2:
         raise TampDecodeError(StatusCode.versionNumberMismatch, f"TAMP version {int(value['version'])} is not 2")

@@ -163,8 +163,12 @@ class TrustAnchorStore:
         except TampDecodeError as exc:
             raise TampRefused(exc.status, str(exc)) from None
         public_key = unwrap_contingency_key(wrapped, signer.contingency_key)
+        # The store learns the contingency key only now: its signer must be named by the key's own
+        # identifier (RFC 5280 method 1), so that the SignerInfo is bound to the key that signed.
+        if signer.key_id != public_key_id(public_key):
+            raise TampRefused(StatusCode.badSignerInfo, "the signer is not named by the contingency key's identifier")
         verify(signer, public_key)
-        return Authority(public_key_id(public_key), is_apex=False, is_contingency=True)
+        return Authority(signer.key_id, is_apex=False, is_contingency=True)
 
     def _check_sequence(self, key_id: bytes, seq_num: int) -> None:
         last = self.state.seq_numbers.get(key_id)

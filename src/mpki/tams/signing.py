@@ -15,6 +15,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from pyasn1.error import PyAsn1Error
 
 from mpki.asn1 import cms
 from mpki.asn1.tamp import (
@@ -127,6 +128,8 @@ def parse(der: bytes) -> tuple[Message, SignerInfo]:
         raise TampRefused(exc.status, str(exc), msg_type) from None
     except cms.CmsFormatError as exc:
         raise TampRefused(StatusCode[exc.reason], str(exc), msg_type) from None
+    except PyAsn1Error as exc:  # a last guard: a store answers every input, it never crashes on one
+        raise TampRefused(StatusCode.decodeFailure, f"the message does not decode: {exc}", msg_type) from None
     return message, SignerInfo(
         key_id=parts.subject_key_identifier,
         digest_algorithm=parts.digest_algorithm,
