@@ -47,6 +47,8 @@ from mpki.asn1.tamp import (
     UriTarget,
     encode_content_constraints,
 )
+from mpki.keys.interface import KeyAlgorithm
+from mpki.keys.software import SoftwareKeyStore
 from mpki.tams import (
     HardwareIdentity,
     TrustAnchorStore,
@@ -358,3 +360,16 @@ def test_every_damaged_octet_is_answered_never_raised(scene: Scene) -> None:
         for at in range(n, len(der), 4):  # every fourth octet keeps the test quick
             answer = scene.answer(scene.store.process(der[:at] + bytes([der[at] ^ 0xFF]) + der[at + 1 :]))
             assert isinstance(answer, TampError), at
+
+
+def test_the_store_signs_through_the_keys_room(tmp_path: Path) -> None:
+    keystore = SoftwareKeyStore.create(tmp_path / "keys", "a passphrase for tests")
+    info = keystore.generate("device", KeyAlgorithm.EC_P256)
+    apex_key = ec.generate_private_key(ec.SECP256R1())
+    apex = root_certificate(apex_key, "apex")
+    store = TrustAnchorStore.initialise(tmp_path / "store.json", keystore.signing_key(info.key_id), apex)
+    answer = store.process(sign_message(StatusQuery(MsgRef(AllModules(), 1)), apex_key))
+    response, signer = parse_verified(answer, info.public_key())
+    assert isinstance(response, StatusResponse) and response.trust_anchors == (apex,)
+    assert response.contin_pub_key_decrypt_alg is None
+    assert signer.key_id == public_key_id(info.public_key())

@@ -103,7 +103,9 @@ INFO = TrustAnchor.from_info(
     "management",
     (Extension(CMS_CONTENT_CONSTRAINTS_EXT, False, encode_content_constraints((ContentType.UPDATE,))),),
 )
-CERT_TA = TrustAnchor.from_certificate(self_signed(KEY, "apex").public_bytes(serialization.Encoding.DER))
+CERT = self_signed(KEY, "apex")
+CERT_TA = TrustAnchor.from_certificate(CERT.public_bytes(serialization.Encoding.DER))
+TBS_TA = TrustAnchor(cms.explicit(1, CERT.tbs_certificate_bytes))
 SEQ = (SequenceNumber(b"\x01\x02", 7), SequenceNumber(key_identifier(SPKI), 2**40))
 TARGETS: tuple[Target, ...] = (
     AllModules(),
@@ -122,7 +124,7 @@ def _examples() -> list[Message]:
             StatusQuery(ref, terse=True),
             StatusResponse(
                 ref,
-                trust_anchors=(CERT_TA, INFO),
+                trust_anchors=(CERT_TA, INFO, TBS_TA),
                 contin_pub_key_decrypt_alg=AES256_WRAP_PAD,
                 communities=("1.2.3",),
                 seq_numbers=SEQ,
@@ -191,6 +193,7 @@ def test_round_trip_and_pyasn1_agrees(message: Message) -> None:
 def test_trust_anchor_forms() -> None:
     assert CERT_TA.kind == "certificate" and CERT_TA.public_key_info == SPKI
     assert CERT_TA.key_id == public_key_id(KEY.public_key())
+    assert TBS_TA.kind == "tbsCert" and TBS_TA.public_key_info == SPKI and TBS_TA.key_id == CERT_TA.key_id
     assert INFO.kind == "taInfo" and INFO.title == "management" and INFO.public_key_info == SPKI
     ext = INFO.extension(CMS_CONTENT_CONSTRAINTS_EXT)
     assert ext is not None and decode_content_constraints(ext.value) == (ContentType.UPDATE,)
@@ -357,8 +360,11 @@ def test_openssl_parses_and_verifies(message: Message, tmp_path: Path) -> None:
     assert refused.returncode != 0
 
 
-def test_verify_accepts_the_parsed_signer() -> None:
+def test_verify_accepts_the_parsed_signer_and_a_trust_anchor() -> None:
     message = TampUpdate(MsgRef(AllModules(), 5), (AddAnchor(INFO),))
-    _, signer = parse(sign_message(message, KEY))
+    der = sign_message(message, KEY)
+    _, signer = parse(der)
     verify(signer, KEY.public_key())
     assert key_identifier(SPKI) == signer.key_id
+    for anchor in (CERT_TA, TBS_TA, INFO):
+        assert parse_verified(der, anchor)[0] == message

@@ -8,7 +8,7 @@ run (`endpoint`, with its JSON `state`).
 from mpki.tams.contingency import contingency_extension, unwrap_contingency_key, wrap_contingency_key
 from mpki.tams.endpoint import TrustAnchorStore
 from mpki.tams.errors import TampRefused
-from mpki.tams.signing import SignerInfo, parse, parse_verified, public_key_id, sign_message, verify
+from mpki.tams.signing import SignerInfo, anchor_public_key, parse, parse_verified, public_key_id, sign_message, verify
 from mpki.tams.state import AnchorRecord, HardwareIdentity, StoreState
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "StoreState",
     "TampRefused",
     "TrustAnchorStore",
+    "anchor_public_key",
     "contingency_extension",
     "parse",
     "parse_verified",

@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
@@ -43,7 +42,7 @@ from mpki.asn1.tamp import (
 from mpki.domain import InvalidRequest
 from mpki.tams.contingency import unwrap_contingency_key
 from mpki.tams.errors import TampRefused
-from mpki.tams.signing import PublicKey, SignerInfo, parse, public_key_id, sign_message, verify
+from mpki.tams.signing import SignerInfo, anchor_public_key, parse, public_key_id, sign_message, verify
 from mpki.tams.state import AnchorRecord, HardwareIdentity, StoreState, load_state, save_state
 from mpki.tams.targets import check_target
 from mpki.tams.updates import MANAGEMENT_TYPES, apply_updates, supported_key
@@ -59,16 +58,6 @@ class Authority:
     key_id: bytes
     is_apex: bool
     is_contingency: bool = False
-
-
-def _public_key(anchor: TrustAnchor) -> PublicKey:
-    try:
-        key = serialization.load_der_public_key(anchor.public_key_info)
-    except (ValueError, TypeError):
-        raise TampRefused(StatusCode.unsupportedTAAlgorithm, "the trust anchor's key is not supported") from None
-    if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
-        raise TampRefused(StatusCode.unsupportedTAAlgorithm, "the trust anchor's key is not supported")
-    return key
 
 
 class TrustAnchorStore:
@@ -140,11 +129,11 @@ class TrustAnchorStore:
     def _authenticate(self, message: Request, signer: SignerInfo) -> Authority:
         state = self.state
         if signer.key_id == state.apex.key_id:
-            verify(signer, _public_key(state.apex))
+            verify(signer, anchor_public_key(state.apex))
             return Authority(signer.key_id, is_apex=True)
         for record in state.anchors:
             if record.anchor.key_id == signer.key_id:
-                verify(signer, _public_key(record.anchor))
+                verify(signer, anchor_public_key(record.anchor))
                 if message.content_type not in record.content_types:
                     raise TampRefused(StatusCode.notAuthorized, "the signer may not sign this message type")
                 return Authority(signer.key_id, is_apex=False)

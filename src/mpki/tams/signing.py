@@ -24,6 +24,7 @@ from mpki.asn1.tamp import (
     Message,
     StatusCode,
     TampDecodeError,
+    TrustAnchor,
     decode_message,
     decode_plaintext_symmetric_key,
     encode_plaintext_symmetric_key,
@@ -57,6 +58,17 @@ def public_key_id(public_key: PublicKey) -> bytes:
     return key_identifier(
         public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
+
+
+def anchor_public_key(anchor: TrustAnchor) -> PublicKey:
+    """The public key of a trust anchor, to verify its messages with; unsupportedTAAlgorithm otherwise."""
+    try:
+        key = serialization.load_der_public_key(anchor.public_key_info)
+    except (ValueError, TypeError):
+        raise TampRefused(StatusCode.unsupportedTAAlgorithm, "the trust anchor's key is not supported") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        raise TampRefused(StatusCode.unsupportedTAAlgorithm, "the trust anchor's key is not supported")
+    return key
 
 
 def _algorithms(key: SigningKey) -> tuple[str, str]:
@@ -163,8 +175,8 @@ def verify(signer: SignerInfo, public_key: PublicKey) -> None:
         raise TampRefused(StatusCode.signatureFailure, "the signature does not verify") from None
 
 
-def parse_verified(der: bytes, public_key: PublicKey) -> tuple[Message, SignerInfo]:
-    """`parse` then `verify` against the one key the caller trusts for this message."""
+def parse_verified(der: bytes, trusted: PublicKey | TrustAnchor) -> tuple[Message, SignerInfo]:
+    """`parse` then `verify` against the one key (or trust anchor) the caller trusts for this message."""
     message, signer = parse(der)
-    verify(signer, public_key)
+    verify(signer, anchor_public_key(trusted) if isinstance(trusted, TrustAnchor) else trusted)
     return message, signer
