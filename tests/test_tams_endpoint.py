@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from mpki.asn1.der import tlv
 from mpki.asn1.tamp import (
     CMS_CONTENT_CONSTRAINTS_EXT,
     WRAPPED_APEX_CONTIN_KEY_EXT,
@@ -373,3 +374,24 @@ def test_the_store_signs_through_the_keys_room(tmp_path: Path) -> None:
     assert isinstance(response, StatusResponse) and response.trust_anchors == (apex,)
     assert response.contin_pub_key_decrypt_alg is None
     assert signer.key_id == public_key_id(info.public_key())
+
+
+def test_tbs_certificate_anchor_takes_a_tbs_cert_change(scene: Scene) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = x509.load_der_x509_certificate(root_certificate(key, "tbs anchor").der)
+    anchor = TrustAnchor(tlv(0xA1, certificate.tbs_certificate_bytes))  # [1] TBSCertificate
+    scene.send(TampUpdate(scene.ref(), (AddAnchor(anchor),)))
+    renamed = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "renamed anchor")])
+    change = ChangeAnchor.tbs_cert_change(_spki(key), subject=renamed.public_bytes())
+    confirm = scene.send(TampUpdate(scene.ref(), (change,)))
+    assert isinstance(confirm, TampUpdateConfirm) and confirm.statuses == (StatusCode.success,)
+    (changed,) = [a for a in scene.status().trust_anchors if a.public_key_info == _spki(key)]
+    assert changed.kind == "tbsCert" and changed != anchor
+    # Only the subject changed: the issuer still carries the old name.
+    assert changed.der.count(renamed.public_bytes()) == 1 and changed.der.count(b"tbs anchor") == 1
+    # A certificate anchor cannot be changed in place.
+    root = root_certificate(ec.generate_private_key(ec.SECP256R1()), "signed root")
+    scene.send(TampUpdate(scene.ref(), (AddAnchor(root),)))
+    change = ChangeAnchor.tbs_cert_change(root.public_key_info, subject=renamed.public_bytes())
+    confirm = scene.send(TampUpdate(scene.ref(), (change,)))
+    assert isinstance(confirm, TampUpdateConfirm) and confirm.statuses == (StatusCode.improperTAChange,)

@@ -106,6 +106,10 @@ INFO = TrustAnchor.from_info(
 CERT = self_signed(KEY, "apex")
 CERT_TA = TrustAnchor.from_certificate(CERT.public_bytes(serialization.Encoding.DER))
 TBS_TA = TrustAnchor(cms.explicit(1, CERT.tbs_certificate_bytes))
+NEW_NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "renamed")]).public_bytes()
+TBS_CHANGE = ChangeAnchor.tbs_cert_change(
+    SPKI, serialNumber=cms.integer(7), signature=cms.sequence(cms.oid(cms.ECDSA_SHA384_OID)), subject=NEW_NAME
+)
 SEQ = (SequenceNumber(b"\x01\x02", 7), SequenceNumber(key_identifier(SPKI), 2**40))
 TARGETS: tuple[Target, ...] = (
     AllModules(),
@@ -132,7 +136,13 @@ def _examples() -> list[Message]:
             StatusResponse(ref, terse=True, ta_key_ids=(CERT_TA.key_id,), communities=("1.2.3",), uses_apex=False),
             TampUpdate(
                 ref,
-                (AddAnchor(INFO), AddAnchor(CERT_TA), RemoveAnchor(SPKI), ChangeAnchor.ta_change(SPKI, b"\x09", "new")),
+                (
+                    AddAnchor(INFO),
+                    AddAnchor(CERT_TA),
+                    RemoveAnchor(SPKI),
+                    ChangeAnchor.ta_change(SPKI, b"\x09", "new"),
+                    TBS_CHANGE,
+                ),
                 seq_numbers=SEQ,
             ),
             TampUpdate(ref, (RemoveAnchor(SPKI),), terse=True),
@@ -199,7 +209,13 @@ def test_trust_anchor_forms() -> None:
     assert ext is not None and decode_content_constraints(ext.value) == (ContentType.UPDATE,)
     change = ChangeAnchor.ta_change(SPKI, b"\x09", "new")
     assert change.kind == "taChange" and change.public_key_info == SPKI
-    assert change.key_id == b"\x09" and change.title == "new"
+    assert change.key_id == b"\x09" and change.title == "new" and change.tbs_fields() == {}
+    assert TBS_CHANGE.kind == "tbsCertChange" and TBS_CHANGE.public_key_info == SPKI
+    assert TBS_CHANGE.tbs_fields() == {
+        "serialNumber": cms.integer(7),
+        "signature": cms.sequence(cms.oid(cms.ECDSA_SHA384_OID)),
+        "subject": NEW_NAME,
+    }
     with pytest.raises(TampDecodeError) as caught:
         TrustAnchor(b"\x30\x00")
     assert caught.value.status is StatusCode.unsupportedTrustAnchorFormat

@@ -37,7 +37,7 @@ from mpki.asn1.cms import (
     untag,
     utf8_string,
 )
-from mpki.asn1.der import tlv
+from mpki.asn1.der import read_tlv, tlv
 from mpki.domain import InvalidRequest
 
 _TAMP_ARC = "2.16.840.1.101.2.1.2.77"
@@ -395,6 +395,35 @@ class ChangeAnchor:
             body += implicit(1, encode_extensions(extensions))
         return cls(tlv(0xA1, body))
 
+    @classmethod
+    def tbs_cert_change(cls, public_key_info: bytes, **fields: bytes) -> ChangeAnchor:
+        """Change fields of a TBSCertificate anchor, each given as its untagged DER: serialNumber,
+        signature, issuer, validity, subject, exts (an Extensions SEQUENCE); the key names the anchor."""
+        unknown = set(fields) - set(TBS_CHANGE_FIELDS)
+        if unknown:
+            raise InvalidRequest(f"not TBSCertificate fields a change may carry: {sorted(unknown)}")
+        body = fields.get("serialNumber", b"")
+        wrap = {"signature": implicit, "issuer": explicit, "validity": implicit, "subject": explicit}
+        for number, name in enumerate(("signature", "issuer", "validity", "subject")):
+            if name in fields:
+                body += wrap[name](number, fields[name])
+        body += implicit(4, public_key_info)
+        if "exts" in fields:
+            body += explicit(5, fields["exts"])
+        return cls(tlv(0xA0, body))
+
+    def tbs_fields(self) -> dict[str, bytes]:
+        """A tbsCertChange's fields that are present, each as its untagged DER (the key excluded)."""
+        if self.kind != "tbsCertChange":
+            return {}
+        inner = self._parsed().getComponent()
+        out: dict[str, bytes] = {}
+        for name in TBS_CHANGE_FIELDS:
+            if inner[name].isValue:
+                der = bytes(encoder.encode(inner[name]))
+                out[name] = der if name == "serialNumber" else _strip_context_tag(der, name)
+        return out
+
     def _parsed(self) -> Any:
         return _decode(self.der, rfc5934.TrustAnchorChangeInfoChoice(), "TrustAnchorChangeInfoChoice")
 
@@ -433,6 +462,35 @@ class ChangeAnchor:
 
 
 Update = AddAnchor | RemoveAnchor | ChangeAnchor
+
+TBS_CHANGE_FIELDS = ("serialNumber", "signature", "issuer", "validity", "subject", "exts")
+_EXPLICIT_TBS_CHANGE = frozenset({"issuer", "subject", "exts"})  # Name is a CHOICE: its tag is explicit
+
+
+def _strip_context_tag(der: bytes, name: str) -> bytes:
+    if name in _EXPLICIT_TBS_CHANGE:
+        _, inner, _ = read_tlv(der, 0, name)
+        return inner
+    return untag(der, 0x30)  # AlgorithmIdentifier and Validity are SEQUENCEs
+
+
+def changed_tbs_certificate(anchor: TrustAnchor, fields: dict[str, bytes]) -> TrustAnchor:
+    """A TBSCertificate anchor with `fields` (as from `ChangeAnchor.tbs_fields`) put in place of its own."""
+    if anchor.kind != "tbsCert":
+        raise InvalidRequest("only a TBSCertificate anchor takes a tbsCertChange")
+    tbs = anchor._parsed.getComponent()
+    parts: list[bytes] = []
+    for name in tbs:  # the components in order, as encoded inside the TBSCertificate
+        if name == "extensions":
+            if "exts" in fields:
+                parts.append(explicit(3, fields["exts"]))
+            elif tbs[name].isValue:
+                parts.append(bytes(encoder.encode(tbs[name])))
+        elif name in fields:
+            parts.append(fields[name])
+        elif tbs[name].isValue and not (name == "version" and int(tbs[name]) == 0):
+            parts.append(bytes(encoder.encode(tbs[name])))
+    return TrustAnchor(explicit(1, sequence(*parts)))
 
 
 # --- the messages ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from mpki.asn1.tamp import (
     TampDecodeError,
     TrustAnchor,
     Update,
+    changed_tbs_certificate,
     decode_content_constraints,
 )
 from mpki.tams.state import AnchorRecord, StoreState
@@ -84,8 +85,24 @@ def _remove(state: StoreState, public_key_info: bytes) -> StatusCode:
     return StatusCode.success
 
 
+def _changed(old: TrustAnchor, change: ChangeAnchor) -> TrustAnchor | None:
+    """taChange fits a TrustAnchorInfo anchor, tbsCertChange a TBSCertificate one; a signed certificate
+    cannot be changed in place (its signature would break): it is removed and added instead."""
+    if change.kind == "tbsCertChange" and old.kind == "tbsCert":
+        return changed_tbs_certificate(old, change.tbs_fields())
+    if change.kind != "taChange" or old.kind != "taInfo":
+        return None
+    extensions = change.extensions
+    return TrustAnchor.from_info(
+        old.public_key_info,
+        change.key_id if change.key_id is not None else old.key_id,
+        change.title if change.title is not None else old.title,
+        extensions if extensions is not None else old.extensions,
+        old.cert_path,
+    )
+
+
 def _change(state: StoreState, change: ChangeAnchor) -> StatusCode:
-    """taChange on a TrustAnchorInfo anchor; a signed certificate or TBSCertificate is replaced, not changed."""
     spki = change.public_key_info
     if spki == state.apex.public_key_info:
         return StatusCode.apexTAMPAnchor
@@ -93,16 +110,9 @@ def _change(state: StoreState, change: ChangeAnchor) -> StatusCode:
     if found is None:
         return StatusCode.trustAnchorNotFound
     old = state.anchors[found].anchor
-    if change.kind != "taChange" or old.kind != "taInfo":
+    new = _changed(old, change)
+    if new is None:
         return StatusCode.improperTAChange
-    extensions = change.extensions
-    new = TrustAnchor.from_info(
-        spki,
-        change.key_id if change.key_id is not None else old.key_id,
-        change.title if change.title is not None else old.title,
-        extensions if extensions is not None else old.extensions,
-        old.cert_path,
-    )
     try:
         types = permitted_types(new)
     except TampDecodeError as exc:
