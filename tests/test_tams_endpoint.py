@@ -395,3 +395,11 @@ def test_tbs_certificate_anchor_takes_a_tbs_cert_change(scene: Scene) -> None:
     change = ChangeAnchor.tbs_cert_change(root.public_key_info, subject=renamed.public_bytes())
     confirm = scene.send(TampUpdate(scene.ref(), (change,)))
     assert isinstance(confirm, TampUpdateConfirm) and confirm.statuses == (StatusCode.improperTAChange,)
+
+
+def test_two_handles_on_one_store_share_its_sequence_numbers(scene: Scene) -> None:
+    """A second process opened before a message was accepted still refuses its replay."""
+    second = TrustAnchorStore(scene.path, scene.device)
+    der = sign_message(StatusQuery(scene.ref()), scene.manager)
+    assert isinstance(scene.answer(scene.store.process(der)), StatusResponse)
+    assert _error(scene.answer(second.process(der))) is StatusCode.seqNumFailure

@@ -43,7 +43,7 @@ from mpki.domain import InvalidRequest
 from mpki.tams.contingency import unwrap_contingency_key
 from mpki.tams.errors import TampRefused
 from mpki.tams.signing import SignerInfo, anchor_public_key, parse, public_key_id, sign_message, verify
-from mpki.tams.state import AnchorRecord, HardwareIdentity, StoreState, load_state, save_state
+from mpki.tams.state import AnchorRecord, HardwareIdentity, StoreState, load_state, locked, save_state
 from mpki.tams.targets import check_target
 from mpki.tams.updates import MANAGEMENT_TYPES, apply_updates, supported_key
 
@@ -98,7 +98,13 @@ class TrustAnchorStore:
     # --- processing ---------------------------------------------------------------------------------
 
     def process(self, der: bytes) -> bytes:
-        """Answer one signed TAMP message with a signed confirm, response or TAMPError."""
+        """Answer one signed TAMP message with a signed confirm, response or TAMPError. The state is
+        re-read under the file lock, so that several processes may share one store."""
+        with locked(self.path):
+            self.state = load_state(self.path)
+            return self._process(der)
+
+    def _process(self, der: bytes) -> bytes:
         try:
             message, signer = parse(der)
         except TampRefused as refused:

@@ -8,8 +8,11 @@ each signer, the store's communities and its hardware identity.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +93,19 @@ def load_state(path: Path) -> StoreState:
     except json.JSONDecodeError as exc:
         raise InvalidRequest(f"trust-anchor store {path} is not JSON: {exc}") from None
     return StoreState.from_json(data)
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside the state file, so that two processes never interleave a
+    read-check-write of the sequence numbers (which would let a replay through)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_name(path.name + ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def save_state(path: Path, state: StoreState) -> None:
