@@ -189,6 +189,19 @@ def test_provider_staff_name_the_organisation(portal: PortalWorld, sql: Connecti
     assert owner == portal.org_ids["B"]
 
 
+@pytest.mark.parametrize("label", ["agent", "auditor"])
+def test_people_who_may_not_request_certificates_get_no_forms(portal: PortalWorld, sql: Connection, label: str) -> None:
+    browser = _signed_in(portal, label)
+    for path in ("/portal/requests/new", "/portal/batches/new", "/portal/keygen"):
+        refused = browser.get(path)
+        assert refused.status_code == 403 and "Not allowed" in refused.text, path
+    assert "New request" not in browser.get("/portal/requests").text
+    before = _counts(sql)
+    posted = _submit(browser, "smki-device", _device_pem(), organisation=ORG["A"])
+    assert posted.status_code == 403
+    assert _counts(sql) == before
+
+
 def test_requests_are_listed_newest_first_per_organisation_with_a_cursor(portal: PortalWorld) -> None:
     a = _signed_in(portal, "subscriber-A")
     ids = [_request_id(_submit(a, "smki-device", _device_pem())) for _ in range(3)]

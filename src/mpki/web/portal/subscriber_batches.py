@@ -23,7 +23,9 @@ from mpki.web.portal.subscriber_common import (
     PROFILE_LABELS,
     PROFILES,
     batch_csrs,
+    can_submit,
     chosen_organisation,
+    may_submit,
     organisation_choices,
     organisation_names,
     pem_of,
@@ -50,6 +52,7 @@ def list_batches(request: Request, who: Viewer, after: Cursor = None) -> HTMLRes
         after=after,
         next_after=rows[-1].id if len(rows) == views(request).page else None,
         org_names=organisation_names(request, who.principal),
+        can_submit=can_submit(who.principal),
     )
 
 
@@ -75,6 +78,7 @@ def _form(
 
 @router.get("/batches/new")
 def new_batch_form(request: Request, who: Viewer) -> HTMLResponse:
+    may_submit(who.principal)
     return _form(request, who)
 
 
@@ -87,6 +91,7 @@ def submit_batch(
     organisation: Annotated[str, Form(max_length=128)] = "",
 ) -> Response:
     """Store the batch for the worker; a file that holds no CSRs shows the form again, nothing stored."""
+    may_submit(who.principal)
     try:
         csrs = batch_csrs(read_upload(file, BATCH_LIMIT))
         view = services(request).registration.submit_batch(

@@ -17,7 +17,7 @@ from fastapi import Request, UploadFile
 
 from mpki.domain import Action, InvalidRequest
 from mpki.ra import OrganisationView, Principal
-from mpki.ra.authorisation import scope_of
+from mpki.ra.authorisation import authorise, scope_of
 from mpki.ra.intake import SUBSCRIBER_PROFILES
 from mpki.ra.single_request import MAX_CSR_BYTES
 from mpki.ra.subscriber_views import SubscriberViews
@@ -45,6 +45,16 @@ def views(request: Request) -> SubscriberViews:
 
 def pem_of(der: bytes) -> str:
     return x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM).decode()
+
+
+def may_submit(principal: Principal) -> None:
+    """Forbidden for people who may not request certificates (RA agents, auditors): before any form is shown
+    or read, so they get "Not allowed" rather than a form they cannot use."""
+    authorise(principal, Action.REQUEST_SUBMIT, principal.organisation_id)
+
+
+def can_submit(principal: Principal) -> bool:
+    return scope_of(principal, Action.REQUEST_SUBMIT) is not None
 
 
 def organisation_choices(request: Request, principal: Principal) -> list[OrganisationView]:

@@ -17,7 +17,13 @@ from mpki.ra.single_request import MAX_CSR_BYTES, submit_one
 from mpki.ra.views import RequestView
 from mpki.web.portal.pages import PORTAL_HEADERS, render
 from mpki.web.portal.session import Actor, Viewer
-from mpki.web.portal.subscriber_common import chosen_organisation, organisation_choices, pem_of, services
+from mpki.web.portal.subscriber_common import (
+    chosen_organisation,
+    may_submit,
+    organisation_choices,
+    pem_of,
+    services,
+)
 
 router = APIRouter()
 PROFILE = "tls-client"
@@ -42,6 +48,7 @@ def _page(request: Request, who: PortalIdentity, error: str | None = None) -> HT
 
 @router.get("/keygen")
 def keygen_page(request: Request, who: Viewer) -> HTMLResponse:
+    may_submit(who.principal)
     return _page(request, who)
 
 
@@ -71,6 +78,7 @@ async def _body(request: Request) -> dict[str, Any]:
 @router.post("/keygen")
 async def keygen_request(request: Request, who: Actor) -> Response:
     """{"csr": PEM, "organisation"?: name} -> {"status", "reason", "request", "request_url", "certificate"}."""
+    may_submit(who.principal)
     if not request.headers.get("content-type", "").startswith("application/json"):
         return _page(request, who, NO_SCRIPT)
     try:

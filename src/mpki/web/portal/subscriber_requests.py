@@ -16,7 +16,9 @@ from mpki.web.portal.session import Actor, Viewer
 from mpki.web.portal.subscriber_common import (
     PROFILE_LABELS,
     PROFILES,
+    can_submit,
     chosen_organisation,
+    may_submit,
     organisation_choices,
     organisation_names,
     read_upload,
@@ -50,6 +52,7 @@ def list_requests(
         after=after,
         next_after=rows[-1].id if len(rows) == page else None,
         org_names=organisation_names(request, who.principal),
+        can_submit=can_submit(who.principal),
     )
 
 
@@ -74,6 +77,7 @@ def _form(
 
 @router.get("/requests/new")
 def new_request_form(request: Request, who: Viewer) -> HTMLResponse:
+    may_submit(who.principal)
     return _form(request, who)
 
 
@@ -87,6 +91,7 @@ def submit_request(
     organisation: Annotated[str, Form(max_length=128)] = "",
 ) -> Response:
     """Check the CSR first (a bad one shows the form again, nothing stored), then process it at once."""
+    may_submit(who.principal)
     try:
         der_or_pem = single_csr(csr, read_upload(csr_file, MAX_CSR_BYTES))
         view = submit_one(
