@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-from tests.support.portal import PASSWORD, PortalWorld, email_of, login, portal  # noqa: F401 - fixture
+from tests.support.portal import PASSWORD, PortalWorld, email_of, login, portal
 
 __all__ = ["portal"]
 
@@ -80,3 +80,14 @@ def test_next_is_only_followed_inside_the_portal(portal: PortalWorld) -> None:
     browser = portal.anonymous()
     response = login(browser, email_of("agent"), PASSWORD, next_path="//evil.example/portal")
     assert response.headers["location"] == "/portal/"
+
+
+def test_a_disabled_person_is_refused_with_a_reason_and_audited(portal: PortalWorld, sql: Connection) -> None:
+    sql.execute(text("UPDATE people SET status = 'disabled' WHERE email = :e"), {"e": email_of("agent")})
+    sql.commit()
+    browser = portal.anonymous()
+    response = login(browser, email_of("agent"), PASSWORD)
+    assert response.status_code == 401 and "disabled" in response.text
+    assert "mpki_session=" not in response.headers.get("set-cookie", "")
+    assert _events(sql, "portal.login_refused_disabled") == 1
+    assert _events(sql, "portal.login") == 0

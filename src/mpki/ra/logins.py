@@ -74,6 +74,7 @@ class PortalLogins:
         email = email.strip().lower()
         now = utcnow()
         refusal: str | None = None
+        principal: Principal | None = None
         with self.database.transaction() as session:
             people = PersonRepository(session)
             try:
@@ -124,7 +125,22 @@ class PortalLogins:
                         refusal = "too many failed sign-ins: the account is locked for a while; try again later"
                     append(session, records)
                 else:
-                    principal = principal_of(session, person.id, "account")
+                    try:
+                        principal = principal_of(session, person.id, "account")
+                    except Unauthenticated as disowned:
+                        # The right password for a disabled person or a suspended organisation: refused, audited.
+                        append(
+                            session,
+                            [
+                                AuditRecord(
+                                    "portal.login_refused_disabled",
+                                    f"portal:{email}",
+                                    details={"email": email, "client": client, "why": str(disowned)},
+                                )
+                            ],
+                        )
+                        refusal = f"sign-in refused: {disowned}"
+                if person is not None and principal is not None:
                     throttle.failed_count = 0
                     throttle.locked_until = None
                     cookie = secrets.token_urlsafe(32)
