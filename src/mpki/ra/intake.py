@@ -224,6 +224,11 @@ class Registration:
             )
             return BatchView.of(row)
 
+    def precheck(self, principal: Principal, profile: str, csr: bytes, organisation: str | None = None) -> None:
+        """Refuse a single CSR before anything is stored (the portal's form answers 400 and writes nothing),
+        by the same rules intake applies to each batch item."""
+        self._check(profile, self._organisation_for(principal, organisation), csr)
+
     def _check(self, profile_name: str, org: Organisation, csr: bytes) -> CheckedRequest:
         checked = check_csr(get_profile(profile_name), load_csr(csr), self.authority.parameters)
         if profile_name == "smki-org":

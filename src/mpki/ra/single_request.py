@@ -33,8 +33,7 @@ def precheck(
         raise InvalidRequest("paste a CSR or choose a CSR file")
     if len(csr) > MAX_CSR_BYTES:
         raise InvalidRequest(f"a CSR is at most {MAX_CSR_BYTES // 1024} KiB; this one is {len(csr) // 1024} KiB")
-    org = registration._organisation_for(principal, organisation)  # authorises REQUEST_SUBMIT for the org
-    registration._check(profile, org, csr)
+    registration.precheck(principal, profile, csr, organisation)  # authorises REQUEST_SUBMIT for the org
 
 
 def submit_one(
