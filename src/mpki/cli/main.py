@@ -50,6 +50,8 @@ app.add_typer(status_commands.status_app, name="status")
 app.command("revoke")(status_commands.revoke)
 app.command("release-hold")(status_commands.release_hold)
 app.command("report")(report_commands.report)
+app.command("report-schedule")(report_commands.report_schedule)
+app.command("report-list")(report_commands.report_list)
 
 
 @app.command("init")

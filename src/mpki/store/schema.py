@@ -5,7 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from mpki.store.types import BigId, UTCDateTime
@@ -353,7 +364,17 @@ class StoredReport(Base):
     """A generated report kept for later: one per period and scope (organisation, or all when null)."""
 
     __tablename__ = "stored_reports"
-    __table_args__ = (UniqueConstraint("period", "organisation_id"),)
+    # NULLs are distinct in a unique constraint, so the all-organisations report needs its own partial index.
+    __table_args__ = (
+        UniqueConstraint("period", "organisation_id"),
+        Index(
+            "uq_stored_reports_period_all",
+            "period",
+            unique=True,
+            sqlite_where=text("organisation_id IS NULL"),
+            postgresql_where=text("organisation_id IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     period: Mapped[str] = mapped_column(String(16))

@@ -13,6 +13,7 @@ from mpki.ca import CertificationAuthority
 from mpki.ra import Directory
 from mpki.ra.intake import Registration
 from mpki.ra.logins import PortalLogins
+from mpki.reports.schedule import ReportSchedule
 from mpki.repository import Repository
 from mpki.status import StatusMaintainer, StatusService
 from mpki.web import portal, problems
@@ -24,6 +25,7 @@ from mpki.web.ocsp_endpoint import OcspEndpoint
 from mpki.web.problems import PROBLEM, problem
 from mpki.web.repository_routes import repository_router
 from mpki.web.status_routes import crl_router, revocation_router
+from mpki.web.report_worker import ReportWorker
 from mpki.web.worker import BatchWorker
 
 __all__ = ["PROBLEM", "create_app", "problem"]
@@ -35,23 +37,30 @@ def create_app(
     """The app for one installation. With `start_worker` a thread processes submitted batches for as
     long as the app runs (started and stopped by the lifespan). `trusted_proxies` (default: the
     `MPKI_TRUSTED_PROXIES` environment variable) may forward client certificates in RFC 9440 Client-Cert.
-    With `start_worker` a second thread keeps status fresh: CRLs, OCSP responder certificates and responses."""
+    With `start_worker` a second thread keeps status fresh: CRLs, OCSP responder certificates and responses,
+    and a third keeps the scheduled weekly and monthly reports."""
     metrics = Metrics(authority.database)
     registration = Registration(authority.database, authority, on_issued=metrics.count_issued)
     worker = BatchWorker(registration)
     status = StatusService(authority)
     maintainer = StatusMaintainer(status)
+    reports = ReportWorker(
+        ReportSchedule(authority.database, authority.settings),
+        interval=authority.settings.reports.schedule_check_minutes * 60,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if start_worker:
             worker.start()
             maintainer.start()
+            reports.start()
         try:
             yield
         finally:
             worker.stop()
             maintainer.stop()
+            reports.stop()
 
     app = FastAPI(
         title="mpki",

@@ -62,9 +62,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_stored_reports")),
         sa.UniqueConstraint("period", "organisation_id", name=op.f("uq_stored_reports_period_organisation_id")),
     )
+    # NULLs are distinct in a unique constraint: one all-organisations report per period needs a partial index.
+    op.create_index(
+        "uq_stored_reports_period_all",
+        "stored_reports",
+        ["period"],
+        unique=True,
+        sqlite_where=sa.text("organisation_id IS NULL"),
+        postgresql_where=sa.text("organisation_id IS NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("uq_stored_reports_period_all", table_name="stored_reports")
     op.drop_table("stored_reports")
     op.drop_table("login_throttles")
     with op.batch_alter_table("portal_sessions", schema=None) as batch_op:
