@@ -19,6 +19,7 @@ from mpki.cli import (
     ra_commands,
     report_commands,
     status_commands,
+    tams_commands,
 )
 from mpki.cli.context import authority, clean_errors, console, errors, fail, settings
 from mpki.cli.dev_accounts import DEMO_ORGANISATION, create_dev_accounts
@@ -41,6 +42,7 @@ app.add_typer(ra_commands.token_app, name="token")
 app.add_typer(ra_commands.request_app, name="request")
 app.add_typer(ra_commands.batch_app, name="batch")
 app.add_typer(ceremony_commands.app, name="ceremony")
+app.add_typer(tams_commands.app, name="tams")
 app.command("bootstrap")(ceremony_commands.bootstrap)
 app.command("reinitialise")(ceremony_commands.reinitialise)
 app.command("issue")(cert_commands.issue)

@@ -1,0 +1,447 @@
+"""`mpki tams …`: build signed TAMP messages (RFC 5934) with this installation's CA keys, and run the
+reference trust-anchor store a device would hold.
+
+`build update|status-query` sign with a CA of this installation (default the apex: the SMKI root) through
+the keystore, numbered by the per-signer counter in `MPKI_HOME/tams/sequence-numbers.json`, and record an
+audit event. `endpoint init|process|show` drive a `TrustAnchorStore` kept in a directory (default
+`MPKI_HOME/tams/endpoint`): its JSON state and its own P-256 answer-signing key. `process` exits 1 whenever
+the store refuses a message, so that a script (or a recovery drill) can tell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from mpki.asn1.cms import SIGNED_DATA_OID
+from mpki.asn1.der import encode_oid, read_tlv
+from mpki.asn1.tamp import (
+    AddAnchor,
+    AllModules,
+    ApexUpdateConfirm,
+    CommunityTarget,
+    CommunityUpdateConfirm,
+    ContentType,
+    Message,
+    MsgRef,
+    RemoveAnchor,
+    SequenceNumberAdjustConfirm,
+    StatusCode,
+    StatusQuery,
+    StatusResponse,
+    TampError,
+    TampUpdate,
+    TampUpdateConfirm,
+    Target,
+    TrustAnchor,
+    Update,
+)
+from mpki.audit import AuditRecord, append
+from mpki.ca import CertificationAuthority
+from mpki.ca.model import CaView
+from mpki.cli.context import authority, clean_errors, console, settings
+from mpki.domain import InvalidRequest, KeyStoreError, NotFound, utcnow
+from mpki.keys import INACTIVE_MESSAGE
+from mpki.ra import OPERATOR
+from mpki.tams import TampRefused, TrustAnchorStore, parse, parse_verified, public_key_id, sign_message
+from mpki.tams.sequence import SequenceNumbers
+
+app = typer.Typer(
+    help="Trust Anchor Management Protocol (RFC 5934): build signed messages; run the reference trust-anchor store.",
+    no_args_is_help=True,
+)
+build_app = typer.Typer(help="Build TAMP messages signed by a CA of this installation.", no_args_is_help=True)
+endpoint_app = typer.Typer(help="The reference trust-anchor store: init, process, show.", no_args_is_help=True)
+app.add_typer(build_app, name="build")
+app.add_typer(endpoint_app, name="endpoint")
+
+APEX_PROFILE = "smki-root"
+STATE_FILE = "store.json"
+KEY_FILE = "endpoint-key.pem"
+
+MESSAGE_NAMES: dict[str, str] = {
+    ContentType.STATUS_QUERY: "TAMPStatusQuery",
+    ContentType.STATUS_RESPONSE: "TAMPStatusResponse",
+    ContentType.UPDATE: "TAMPUpdate",
+    ContentType.UPDATE_CONFIRM: "TAMPUpdateConfirm",
+    ContentType.APEX_UPDATE: "TAMPApexUpdate",
+    ContentType.APEX_UPDATE_CONFIRM: "TAMPApexUpdateConfirm",
+    ContentType.COMMUNITY_UPDATE: "TAMPCommunityUpdate",
+    ContentType.COMMUNITY_UPDATE_CONFIRM: "TAMPCommunityUpdateConfirm",
+    ContentType.ERROR: "TAMPError",
+    ContentType.SEQ_NUM_ADJUST: "SequenceNumberAdjust",
+    ContentType.SEQ_NUM_ADJUST_CONFIRM: "SequenceNumberAdjustConfirm",
+}
+
+OUT_OPTION = typer.Option(..., "--out", "-o", help="File to write the signed message to (DER).")
+SIGNER_OPTION = typer.Option(
+    None, "--signer", help="CA of this installation whose key signs; default the apex (the SMKI root)."
+)
+TARGET_OPTION = typer.Option(
+    "all", "--target", help="Which stores the message is for: 'all', or 'community:OID[,OID…]'."
+)
+DIR_OPTION = typer.Option(None, "--dir", help="The store's directory; default MPKI_HOME/tams/endpoint.")
+
+
+def message_name(content_type: str) -> str:
+    """The RFC's name for a TAMP content type; a message whose type could not be read is just 'message'."""
+    if content_type == SIGNED_DATA_OID:
+        return "message"
+    return MESSAGE_NAMES.get(content_type, f"message of type {content_type}")
+
+
+def status_text(status: StatusCode) -> str:
+    return f"{status.name} ({int(status)})"
+
+
+# ----- reading input -------------------------------------------------------------------------------
+
+
+def read_file(path: Path, what: str) -> bytes:
+    """The file's bytes, or a one-line InvalidRequest (missing, a directory, unreadable)."""
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise InvalidRequest(f"cannot read {what} {path}: {error.strerror or error}") from None
+
+
+def read_certificate(path: Path) -> x509.Certificate:
+    """A certificate from a PEM or DER file."""
+    data = read_file(path, "certificate")
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError:
+        raise InvalidRequest(f"{path} is not a certificate (PEM or DER)") from None
+
+
+def certificate_anchor(path: Path) -> TrustAnchor:
+    return TrustAnchor.from_certificate(read_certificate(path).public_bytes(serialization.Encoding.DER))
+
+
+def read_message(path: Path) -> bytes:
+    """A message file must be one DER SEQUENCE (a ContentInfo); anything else is refused before the store
+    sees it. Whether it is a good TAMP message is for the store to answer."""
+    data = read_file(path, "message")
+    try:
+        tag, _, end = read_tlv(data, 0, f"message {path}")
+    except InvalidRequest as error:
+        raise InvalidRequest(f"{path} is not a DER message: {error}") from None
+    if tag != 0x30 or end != len(data):
+        raise InvalidRequest(f"{path} is not a DER message (one SEQUENCE, nothing after it)")
+    return data
+
+
+def parse_target(text: str) -> Target:
+    if text == "all":
+        return AllModules()
+    kind, _, rest = text.partition(":")
+    if kind == "community" and rest:
+        communities = tuple(c.strip() for c in rest.split(",") if c.strip())
+        for community in communities:
+            encode_oid(community)  # refuses what is not an OID
+        if communities:
+            return CommunityTarget(communities)
+    raise InvalidRequest(f"target {text!r} is neither 'all' nor 'community:OID[,OID…]'")
+
+
+def check_out(path: Path) -> None:
+    """Refuse an output path that cannot be written, before anything (a sequence number) is spent on it."""
+    if path.is_dir():
+        raise InvalidRequest(f"output {path} is a directory")
+    if not path.parent.is_dir():
+        raise InvalidRequest(f"output directory {path.parent} does not exist")
+
+
+# ----- signing ---------------------------------------------------------------------------------------
+
+
+def apex_ca(installation: CertificationAuthority) -> CaView:
+    """The apex of this installation: its active SMKI root (the newest, should a recovery have made two)."""
+    roots = [v for v in installation.list_cas() if v.profile == APEX_PROFILE and v.status == "active"]
+    if not roots:
+        raise NotFound("this installation has no active SMKI root CA (run `mpki init --dev` or a ceremony)")
+    return max(roots, key=lambda v: v.not_before)
+
+
+def signing_ca(installation: CertificationAuthority, name: str | None) -> CaView:
+    view = apex_ca(installation) if name is None else installation.get_ca(name)
+    if view.status != "active":
+        raise InvalidRequest(f"CA {view.name} is {view.status}: it signs no TAMP message")
+    if not installation.keystore.is_active():
+        raise KeyStoreError(INACTIVE_MESSAGE)
+    return view
+
+
+@dataclass(frozen=True, slots=True)
+class Signed:
+    der: bytes
+    seq_num: int
+    key_id: bytes
+    ca: str
+
+
+def sign_numbered(signer: str | None, out: Path, make: Callable[[int], Message]) -> Signed:
+    """Sign `make(next sequence number)` with the CA's key, check the signature against its certificate,
+    write it to `out` and audit it. Every check that can refuse runs before the number is reserved."""
+    check_out(out)
+    installation = authority()
+    view = signing_ca(installation, signer)
+    anchor = TrustAnchor.from_certificate(view.certificate_der)
+    key = installation.keystore.signing_key(view.key_id)  # fails now if the key is missing, not after reserving
+    numbers = SequenceNumbers(settings().home / "tams" / "sequence-numbers.json")
+    seq_num = numbers.reserve(anchor.key_id, view.name)
+    message = make(seq_num)
+    # The signer is named by its certificate's subjectKeyIdentifier: that is how a store finds the anchor.
+    der = sign_message(message, key, key_id=anchor.key_id, signing_time=utcnow())
+    parse_verified(der, anchor)
+    out.write_bytes(der)
+    with installation.database.transaction() as session:
+        append(
+            session,
+            [
+                AuditRecord(
+                    action="tams.message.signed",
+                    actor=OPERATOR.actor,
+                    ca=view.name,
+                    details={
+                        "message": message_name(message.content_type),
+                        "seq_num": seq_num,
+                        "key_id": anchor.key_id.hex(),
+                        "sha256": hashlib.sha256(der).hexdigest(),
+                    },
+                )
+            ],
+        )
+    return Signed(der, seq_num, anchor.key_id, view.name)
+
+
+def report_signed(message: Message, signed: Signed, out: Path) -> None:
+    console.print(
+        f"{message_name(message.content_type)} seq {signed.seq_num} signed by {signed.ca} "
+        f"(key id {signed.key_id.hex()}) -> {out}"
+    )
+
+
+@build_app.command("update")
+@clean_errors
+def build_update(
+    add: list[Path] = typer.Option([], "--add", help="Certificate (PEM or DER) to add as a trust anchor."),
+    remove: list[Path] = typer.Option([], "--remove", help="Certificate whose key to remove as a trust anchor."),
+    out: Path = OUT_OPTION,
+    signer: str | None = SIGNER_OPTION,
+    target: str = TARGET_OPTION,
+) -> None:
+    """A TAMPUpdate adding and/or removing trust anchors, signed by the apex (or --signer)."""
+    if not add and not remove:
+        raise InvalidRequest("give at least one --add CERT or --remove CERT")
+    msg_target = parse_target(target)
+    removed = [certificate_anchor(path) for path in remove]
+    added = [certificate_anchor(path) for path in add]
+    updates: list[Update] = [RemoveAnchor(anchor.public_key_info) for anchor in removed]
+    updates += [AddAnchor(anchor) for anchor in added]
+    update_list = tuple(updates)
+
+    def make(seq_num: int) -> TampUpdate:
+        return TampUpdate(MsgRef(msg_target, seq_num), update_list)
+
+    signed = sign_numbered(signer, out, make)
+    report_signed(make(signed.seq_num), signed, out)
+    for anchor in removed:
+        console.print(f"  remove {anchor_subject(anchor)} (key id {anchor.key_id.hex()})")
+    for anchor in added:
+        console.print(f"  add {anchor_subject(anchor)} (key id {anchor.key_id.hex()})")
+
+
+@build_app.command("status-query")
+@clean_errors
+def build_status_query(
+    out: Path = OUT_OPTION,
+    terse: bool = typer.Option(False, "--terse/--verbose", help="Ask for key ids only, or the full state."),
+    signer: str | None = SIGNER_OPTION,
+    target: str = TARGET_OPTION,
+) -> None:
+    """A TAMPStatusQuery, signed by the apex (or --signer): a store answers with what it trusts."""
+    msg_target = parse_target(target)
+
+    def make(seq_num: int) -> StatusQuery:
+        return StatusQuery(MsgRef(msg_target, seq_num), terse=terse)
+
+    signed = sign_numbered(signer, out, make)
+    report_signed(make(signed.seq_num), signed, out)
+
+
+# ----- the reference store ---------------------------------------------------------------------------
+
+
+def endpoint_dir(directory: Path | None) -> Path:
+    return directory if directory is not None else settings().home / "tams" / "endpoint"
+
+
+def open_store(directory: Path) -> TrustAnchorStore:
+    state, key_file = directory / STATE_FILE, directory / KEY_FILE
+    if not state.is_file() or not key_file.is_file():
+        raise InvalidRequest(f"no trust-anchor store in {directory}: run `mpki tams endpoint init` first")
+    try:
+        key = serialization.load_pem_private_key(read_file(key_file, "store key"), password=None)
+    except ValueError:
+        raise InvalidRequest(f"{key_file} is not a PEM private key") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise InvalidRequest(f"{key_file} is not an EC private key")
+    return TrustAnchorStore(state, key)
+
+
+def anchor_subject(anchor: TrustAnchor) -> str:
+    """Something a person recognises an anchor by: a certificate's subject, a TrustAnchorInfo's title."""
+    if anchor.kind == "certificate":
+        try:
+            return x509.load_der_x509_certificate(anchor.der).subject.rfc4514_string()
+        except ValueError:
+            return "(unreadable certificate)"
+    if anchor.kind == "taInfo":
+        return anchor.title or "(untitled TrustAnchorInfo)"
+    return "(TBSCertificate)"
+
+
+@endpoint_app.command("init")
+@clean_errors
+def endpoint_init(directory: Path | None = DIR_OPTION) -> None:
+    """A new store trusting this installation's apex (its SMKI root), with its own P-256 key to sign answers."""
+    where = endpoint_dir(directory)
+    state, key_file = where / STATE_FILE, where / KEY_FILE
+    if state.exists() or key_file.exists():
+        raise InvalidRequest(f"a trust-anchor store already exists in {where}")
+    if where.exists() and not where.is_dir():
+        raise InvalidRequest(f"{where} is not a directory")
+    view = apex_ca(authority())
+    apex = TrustAnchor.from_certificate(view.certificate_der)
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    where.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(pem)
+        TrustAnchorStore.initialise(state, key, apex)
+    except BaseException:
+        key_file.unlink(missing_ok=True)
+        raise
+    console.print(f"trust-anchor store {where}")
+    console.print(f"apex: {anchor_subject(apex)} ({view.name}, key id {apex.key_id.hex()})")
+    console.print(f"store key: {key_file} (P-256, key id {public_key_id(key.public_key()).hex()})")
+
+
+def answer_summary(answer: Message) -> tuple[bool, str]:
+    """(accepted, what the store said) for the answer a store gave."""
+    if isinstance(answer, TampError):
+        seq = "" if answer.msg_ref is None else f" seq {answer.msg_ref.seq_num}"
+        return False, f"refused {message_name(answer.msg_type)}{seq}: {status_text(answer.status)}"
+    if isinstance(answer, StatusResponse):
+        count = len(answer.ta_key_ids) if answer.terse else len(answer.trust_anchors)
+        return True, f"answered TAMPStatusQuery seq {answer.query.seq_num}: TAMPStatusResponse, {count} trust anchors"
+    if isinstance(answer, TampUpdateConfirm):
+        ok = all(s == StatusCode.success for s in answer.statuses)
+        statuses = ", ".join(s.name for s in answer.statuses)
+        verb = "accepted" if ok else "refused"
+        return ok, f"{verb} TAMPUpdate seq {answer.update.seq_num}: TAMPUpdateConfirm [{statuses}]"
+    if isinstance(answer, ApexUpdateConfirm | CommunityUpdateConfirm | SequenceNumberAdjustConfirm):
+        ref = (
+            answer.apex_replace
+            if isinstance(answer, ApexUpdateConfirm)
+            else answer.update
+            if isinstance(answer, CommunityUpdateConfirm)
+            else answer.adjust
+        )
+        ok = answer.status == StatusCode.success
+        request = message_name(answer.content_type).removesuffix("Confirm")
+        verb = "accepted" if ok else "refused"
+        return ok, f"{verb} {request} seq {ref.seq_num}: {message_name(answer.content_type)} {answer.status.name}"
+    return False, f"unexpected answer {message_name(answer.content_type)}"
+
+
+@endpoint_app.command("process")
+@clean_errors
+def endpoint_process(
+    file: Path = typer.Argument(..., help="The signed TAMP message (DER)."),
+    directory: Path | None = DIR_OPTION,
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Where to write the store's signed answer; default FILE with .answer.der."
+    ),
+) -> None:
+    """Feed one message to the store and write its signed answer; exit 1 when the store refuses it."""
+    store = open_store(endpoint_dir(directory))
+    data = read_message(file)
+    answer_path = out if out is not None else file.with_suffix(".answer.der")
+    check_out(answer_path)
+    try:
+        signer: str | None = parse(data)[1].key_id.hex()
+    except TampRefused:
+        signer = None
+    answer_der = store.process(data)
+    answer_path.write_bytes(answer_der)
+    answer, _ = parse(answer_der)
+    accepted, summary = answer_summary(answer)
+    by = f" (signer key id {signer})" if signer else ""
+    console.print(f"{summary}{by} -> {answer_path}")
+    if not accepted:
+        raise typer.Exit(1)
+
+
+def anchor_json(anchor: TrustAnchor, content_types: frozenset[str] | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = {"subject": anchor_subject(anchor), "kind": anchor.kind, "key_id": anchor.key_id.hex()}
+    if content_types is not None:
+        view["permitted"] = sorted(message_name(t) for t in content_types)
+    return view
+
+
+@endpoint_app.command("show")
+@clean_errors
+def endpoint_show(
+    directory: Path | None = DIR_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """What the store trusts: the apex, the other trust anchors and what each may sign, the sequence
+    numbers accepted so far and the communities."""
+    where = endpoint_dir(directory)
+    store = open_store(where)
+    state = store.state
+    names = {state.apex.key_id: anchor_subject(state.apex)}
+    names.update({r.anchor.key_id: anchor_subject(r.anchor) for r in state.anchors})
+    apex = anchor_json(state.apex)
+    view = {
+        "directory": str(where),
+        "apex": apex,
+        "trust_anchors": [anchor_json(r.anchor, r.content_types) for r in state.anchors],
+        "sequence_numbers": [
+            {"key_id": key_id.hex(), "seq_num": n, "signer": names.get(key_id)}
+            for key_id, n in sorted(state.seq_numbers.items())
+        ],
+        "communities": list(state.communities),
+    }
+    if as_json:
+        print(json.dumps(view, indent=2))
+        return
+    console.print(f"store: {where}")
+    console.print(f"apex: {apex['subject']} ({apex['kind']}, key id {apex['key_id']})")
+    console.print(f"trust anchors ({len(state.anchors)}):")
+    for record in state.anchors:
+        may_sign = ", ".join(sorted(message_name(t) for t in record.content_types)) or "nothing (identity anchor)"
+        console.print(
+            f"  {anchor_subject(record.anchor)} ({record.anchor.kind}, key id {record.anchor.key_id.hex()}) "
+            f"may sign: {may_sign}"
+        )
+    console.print(f"sequence numbers ({len(state.seq_numbers)}):")
+    for key_id, number in sorted(state.seq_numbers.items()):
+        console.print(f"  {key_id.hex()} {names.get(key_id, '(not a trust anchor)')}: {number}")
+    console.print(f"communities: {', '.join(state.communities) or 'none'}")
