@@ -140,8 +140,9 @@ def test_init_dev_then_list_export_issue_show(mpki, tmp_path: Path) -> None:  # 
     run = mpki("audit", "verify")
     assert run.returncode == 0, run.stderr
     # The dev ceremony: 16 recorded steps + ceremony.completed, and per CA key.generated + ca.created (27);
-    # then per certificate its serial reserved and the certificate issued.
-    assert "audit chain OK: 33 events" in run.stdout
+    # the demo organisation and its four portal accounts (5); then per certificate its serial reserved and
+    # the certificate issued.
+    assert "audit chain OK: 38 events" in run.stdout
 
 
 def test_init_dev_twice_fails_cleanly(mpki, database_url: str) -> None:  # type: ignore[no-untyped-def]
