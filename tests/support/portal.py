@@ -51,7 +51,9 @@ class PortalClient:
         self._remember(response)
         return response
 
-    def post(self, path: str, data: dict[str, Any] | None = None, *, csrf: bool = True, **kwargs: Any) -> httpx.Response:
+    def post(
+        self, path: str, data: dict[str, Any] | None = None, *, csrf: bool = True, **kwargs: Any
+    ) -> httpx.Response:
         """A form POST carrying the session's token (unless `csrf=False`, to show it is refused)."""
         form = dict(data or {})
         if csrf:

@@ -23,9 +23,9 @@ from mpki.web.limits import BodyLimit
 from mpki.web.metrics import HttpMetrics, MeteredRevocations, Metrics
 from mpki.web.ocsp_endpoint import OcspEndpoint
 from mpki.web.problems import PROBLEM, problem
+from mpki.web.report_worker import ReportWorker
 from mpki.web.repository_routes import repository_router
 from mpki.web.status_routes import crl_router, revocation_router
-from mpki.web.report_worker import ReportWorker
 from mpki.web.worker import BatchWorker
 
 __all__ = ["PROBLEM", "create_app", "problem"]
