@@ -8,6 +8,7 @@ everywhere, and disabling a person ends their sessions at once.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import secrets
@@ -27,8 +28,14 @@ from mpki.store import (
     PortalSessionRepository,
 )
 
-# Checked against when the email is unknown, so that a miss costs as much time as a wrong password.
-_DUMMY_HASH = hash_password("not a real password, only a timing equaliser")
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked against when the email is unknown, so that a miss costs as much time as a wrong password
+    (made on first use: an argon2 hash at import would slow every CLI command)."""
+    return hash_password("not a real password, only a timing equaliser")
+
+
 # A session's last-seen time is written at most this often: reads stay reads.
 _TOUCH_EVERY = dt.timedelta(seconds=60)
 MIN_PASSWORD = 12
@@ -80,7 +87,7 @@ class PortalLogins:
             try:
                 person = people.by_email(email)
             except NotFound:
-                password_matches(_DUMMY_HASH, password)
+                password_matches(_dummy_hash(), password)
                 append(
                     session,
                     [AuditRecord("portal.login_failed", f"portal:{email}", details={"email": email, "client": client})],
