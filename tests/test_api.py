@@ -594,3 +594,13 @@ def test_rekey_through_the_api_supersedes_the_old_certificate(world: World) -> N
         json={"profile": "smki-device", "csr": device_pem(), "kind": "sideways", "replaces": "01"},
     )
     assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+
+
+def test_nul_characters_are_refused_before_they_reach_the_database(world: World, sql: Connection) -> None:
+    before = counts(sql)
+    is_problem(world.call("service-admin", "GET", "/api/v1/people?organisation=%00"), 400)
+    is_problem(world.call("service-admin", "GET", "/api/v1/organisations/a%00b"), 400)
+    body = {"email": "a\x00b@example.org", "role": "auditor"}
+    problem = is_problem(world.call("service-admin", "POST", "/api/v1/people", json=body), 422)
+    assert "NUL" in problem["detail"]
+    assert counts(sql) == before

@@ -91,3 +91,13 @@ def test_a_disabled_person_is_refused_with_a_reason_and_audited(portal: PortalWo
     assert "mpki_session=" not in response.headers.get("set-cookie", "")
     assert _events(sql, "portal.login_refused_disabled") == 1
     assert _events(sql, "portal.login") == 0
+
+
+def test_a_nul_character_in_a_form_or_url_is_refused_and_changes_nothing(portal: PortalWorld, sql: Connection) -> None:
+    browser = portal.sign_in("subscriber-A")
+    refused = browser.post("/portal/logout", {"note": "a\x00b"})
+    assert refused.status_code == 400 and "NUL" in refused.text
+    assert _events(sql, "portal.logout") == 0
+    assert browser.get("/portal/").status_code == 200  # still signed in
+    url = browser.get("/portal/?q=%00")
+    assert url.status_code == 400 and "NUL" in url.text

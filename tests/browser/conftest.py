@@ -25,10 +25,6 @@ Shot = Callable[[Page, str], Path]
 NewPage = Callable[..., Page]
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "browser: drives Debian's Chromium through the portal (needs /usr/bin/chromium)")
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]

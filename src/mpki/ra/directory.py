@@ -32,7 +32,7 @@ from mpki.store import (
     TokenRepository,
 )
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+")
 _NAME = re.compile(r"[\w .&'()-]{1,128}")
 
 

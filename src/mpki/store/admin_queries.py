@@ -67,5 +67,5 @@ class AdminQueries:
     def _listings(self, query: Select[ApiToken, Person]) -> list[TokenListing]:
         return [
             TokenListing(t.id, t.prefix, t.created_at, t.revoked_at, p.id, p.email, p.role, p.organisation_id)
-            for t, p in self.session.execute(query).tuples()
+            for t, p in self.session.execute(query)
         ]

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mpki.ca import CertificationAuthority
 from mpki.domain import Action, Role, Unauthenticated, format_serial, parse_serial
@@ -32,8 +32,24 @@ PAGE_MAX = 1000
 # ----- bodies ------------------------------------------------------------------------------------
 
 
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> _Body:
+        """No stored text holds NUL (PostgreSQL refuses it): a 422 naming the field, never a 500."""
+        for name in type(self).model_fields:
+            if _holds_nul(getattr(self, name)):
+                raise ValueError(f"{name} holds a NUL character")
+        return self
 
 
 class BatchIn(_Body):

@@ -1,4 +1,5 @@
-"""A request body size limit, enforced before the body is parsed (413 problem+json)."""
+"""Limits on what a request may carry, enforced before it is parsed: the body's size (413 problem+json)
+and NUL characters in the URL (400)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if "\x00" in scope["path"] or _has_nul(scope.get("query_string", b"")):
+            # No stored text holds NUL, and PostgreSQL refuses it outright: a clear 400, never a 500.
+            await _problem(send, 400, "Bad Request", "the URL holds a NUL character (%00)")
             return
         limit = limit_for(scope["path"])
         for name, value in scope.get("headers", []):
@@ -67,19 +72,20 @@ class BodyLimit:
                 await _refuse(send, limit)
 
 
+def _has_nul(query: bytes) -> bool:
+    return b"\x00" in query or b"%00" in query
+
+
 async def _refuse(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {
-            "type": "about:blank",
-            "title": "Content Too Large",
-            "status": 413,
-            "detail": f"the request body is larger than {limit // MiB} MiB",
-        }
-    ).encode()
+    await _problem(send, 413, "Content Too Large", f"the request body is larger than {limit // MiB} MiB")
+
+
+async def _problem(send: Send, status: int, title: str, detail: str) -> None:
+    body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())],
         }
     )

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from fastapi import Depends, Request
 
-from mpki.domain import Unauthenticated
+from mpki.domain import InvalidRequest, Unauthenticated
 from mpki.ra.logins import PortalIdentity, PortalLogins, tokens_match
 
 SESSION_COOKIE = "mpki_session"
@@ -69,13 +69,18 @@ async def csrf_checked_identity(request: Request) -> PortalIdentity:
     identity = current_identity(request)
     if request.method in UNSAFE:
         offered = request.headers.get(CSRF_HEADER)
-        if offered is None:
-            content_type = request.headers.get("content-type", "")
-            if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-                form = await request.form()
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()
+            if offered is None:
                 value = form.get(CSRF_FIELD)
                 offered = value if isinstance(value, str) else None
-        if not tokens_match(identity.csrf_token, offered):
+            if not tokens_match(identity.csrf_token, offered):
+                raise CsrfRefused("the form's security token is missing or wrong: reload the page and try again")
+            # No stored text holds NUL (PostgreSQL refuses it): refuse it here for every form at once.
+            if any(isinstance(value, str) and "\x00" in value for value in form.values()):
+                raise InvalidRequest("a form field holds a NUL character")
+        elif not tokens_match(identity.csrf_token, offered):
             raise CsrfRefused("the form's security token is missing or wrong: reload the page and try again")
     return identity
 
