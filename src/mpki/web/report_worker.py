@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Protocol
+
+from mpki.web.background import BackgroundLoop
 
 log = logging.getLogger("mpki.web.report_worker")
 
@@ -14,31 +15,20 @@ class _Schedule(Protocol):
     def run(self) -> object: ...
 
 
-class ReportWorker:
+class ReportWorker(BackgroundLoop):
     """Runs the schedule at start, then every `interval` seconds until stopped. A failed run is logged and
     retried at the next check; stop waits for a run in hand to finish."""
 
+    name = "mpki-report-worker"
+
     def __init__(self, schedule: _Schedule, *, interval: float) -> None:
+        super().__init__(log, "scheduled reports failed")
         self.schedule = schedule
         self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="mpki-report-worker", daemon=True)
-        self._thread.start()
+    def round(self) -> float:
+        self.schedule.run()
+        return self.interval
 
-    def stop(self, timeout: float | None = 60.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.schedule.run()
-            except Exception:  # the next check tries again; the error is logged
-                log.exception("scheduled reports failed")
-            self._stop.wait(self.interval)
+    def after_failure(self) -> float:
+        return self.interval
