@@ -153,7 +153,8 @@ def _csr_bytes(text: str) -> bytes:
         return stripped.encode()
 
 
-def _pem(der: bytes) -> str:
+def pem_of(der: bytes) -> str:
+    """One certificate, DER in, PEM out (every download the API, repository and portals serve)."""
     return x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM).decode()
 
 
@@ -166,7 +167,7 @@ def _request_json(svc: Services, view: RequestView) -> dict[str, Any]:
     body = view.as_json()
     if view.status == "issued":
         der = svc.authority.certificates_for_requests([view.id]).get(view.id)
-        body["certificate"] = _pem(der) if der else None
+        body["certificate"] = pem_of(der) if der else None
     return body
 
 
@@ -217,7 +218,7 @@ def get_batch(
 @router.get("/batches/{batch_id}/certificates", tags=["batches"], responses=PEM_OR_JSON)
 def batch_certificates(batch_id: Id, request: Request, who: Who, svc: Svc) -> Response:
     """Pickup: every certificate issued for the batch, in item order."""
-    pems = [_pem(der) for der in svc.registration.batch_certificates(who, batch_id)]
+    pems = [pem_of(der) for der in svc.registration.batch_certificates(who, batch_id)]
     if _wants_json(request):
         return JSONResponse(pems)
     return Response("".join(pems), media_type=PEM_CHAIN)
@@ -334,5 +335,5 @@ def get_certificate(serial: Annotated[str, Path(max_length=64)], request: Reques
     authorise(who, Action.CERT_VIEW, organisation_id)
     view = svc.authority.find_certificate(text)
     if _wants_json(request):
-        return JSONResponse(view.as_json() | {"organisation_id": organisation_id, "pem": _pem(view.der)})
-    return Response(_pem(view.der), media_type=PEM_CHAIN)
+        return JSONResponse(view.as_json() | {"organisation_id": organisation_id, "pem": pem_of(view.der)})
+    return Response(pem_of(view.der), media_type=PEM_CHAIN)

@@ -18,7 +18,7 @@ from mpki.domain import (
     utcnow,
 )
 from mpki.repository import Repository, SearchFilters, SearchPage, normalise_serial, role_name
-from mpki.web.api import PAGE_MAX, PEM_CHAIN, After, Limit, _pem
+from mpki.web.api import PAGE_MAX, PEM_CHAIN, After, Limit, pem_of
 from mpki.web.problems import documented
 from mpki.web.templating import templates
 
@@ -96,7 +96,7 @@ def _download(body: bytes | str, media_type: str, filename: str) -> Response:
 
 
 def _pems(ders: list[bytes]) -> str:
-    return "".join(_pem(der) for der in ders)
+    return "".join(pem_of(der) for der in ders)
 
 
 # ----- JSON ----------------------------------------------------------------------------------------
@@ -114,7 +114,7 @@ def search_certificates(filters: Filters, repo: Repo, after: After = 0, limit: L
 def get_certificate(serial: Serial, repo: Repo, ca: IssuingCa = None) -> dict[str, Any]:
     """One certificate's details, links and PEM."""
     entry, der = repo.certificate(serial, ca)
-    return entry.as_json(repo.base_url, utcnow()) | {"pem": _pem(der)}
+    return entry.as_json(repo.base_url, utcnow()) | {"pem": pem_of(der)}
 
 
 @api_router.get("/cas")
@@ -135,7 +135,7 @@ def list_crls(repo: Repo) -> dict[str, Any]:
 @download_router.get("/certificates/{serial}.pem", responses=pem_response)
 def certificate_pem(serial: Serial, repo: Repo, ca: IssuingCa = None) -> Response:
     entry, der = repo.certificate(serial, ca)
-    return _download(_pem(der), PEM_CHAIN, f"{entry.serial}.pem")
+    return _download(pem_of(der), PEM_CHAIN, f"{entry.serial}.pem")
 
 
 @download_router.get("/certificates/{serial}.der", responses=der_response)
@@ -158,7 +158,7 @@ def ca_certificate_der(name: CaName, repo: Repo) -> Response:
 
 @download_router.get("/cas/{name}.pem", responses=pem_response)
 def ca_certificate_pem(name: CaName, repo: Repo) -> Response:
-    return _download(_pem(repo.ca_certificate(name)), PEM_CHAIN, f"{name}.pem")
+    return _download(pem_of(repo.ca_certificate(name)), PEM_CHAIN, f"{name}.pem")
 
 
 @download_router.get("/cas/{name}/chain.pem", responses=pem_response)

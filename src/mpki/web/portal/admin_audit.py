@@ -15,6 +15,7 @@ from mpki.ra.authorisation import authorise
 from mpki.store import AuditCriteria
 from mpki.web.portal.admin_common import administration
 from mpki.web.portal.pages import is_htmx, render
+from mpki.web.portal.params import Cursor
 from mpki.web.portal.session import Viewer
 
 router = APIRouter(prefix="/portal/admin", include_in_schema=False)
@@ -53,7 +54,7 @@ def audit_log(
     serial: Text = "",
     since: Annotated[str, Query(alias="from", max_length=10)] = "",
     until: Annotated[str, Query(alias="to", max_length=10)] = "",
-    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    before: Cursor = None,
 ) -> Response:
     authorise(who.principal, Action.AUDIT_VIEW)  # before anything about the filters is said
     filters = {"action": action, "actor": actor, "serial": serial, "from": since, "to": until}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from mpki.domain import Action, InvalidRequest, NotFound, Role
@@ -14,11 +14,10 @@ from mpki.ra.directory import PersonView
 from mpki.ra.logins import MIN_PASSWORD, PortalIdentity
 from mpki.web.portal.admin_common import administration, field, form_of, gate, may, services
 from mpki.web.portal.pages import redirect, render
+from mpki.web.portal.params import RowId
 from mpki.web.portal.session import Actor, Viewer, logins
 
 router = APIRouter(prefix="/portal/admin", include_in_schema=False)
-PersonId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-TokenId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 EMPTY_PERSON = {"email": "", "role": "", "organisation": ""}
 
 
@@ -108,12 +107,12 @@ def _may_manage(role: Role, person: PersonView) -> bool:
 
 
 @router.get("/people/{person_id}")
-def person(request: Request, who: Viewer, person_id: PersonId) -> Response:
+def person(request: Request, who: Viewer, person_id: RowId) -> Response:
     return _person_page(request, who, person_id)
 
 
 @router.post("/people/{person_id}/password")
-async def set_password(request: Request, who: Actor, person_id: PersonId) -> Response:
+async def set_password(request: Request, who: Actor, person_id: RowId) -> Response:
     principal = gate(who)
     authorise(principal, Action.TOKEN_CREATE)
     form = await form_of(request)
@@ -129,7 +128,7 @@ async def set_password(request: Request, who: Actor, person_id: PersonId) -> Res
 
 
 @router.post("/people/{person_id}/status")
-async def set_status(request: Request, who: Actor, person_id: PersonId) -> Response:
+async def set_status(request: Request, who: Actor, person_id: RowId) -> Response:
     principal = gate(who)
     authorise(principal, Action.PERSON_CREATE)
     form = await form_of(request)
@@ -141,7 +140,7 @@ async def set_status(request: Request, who: Actor, person_id: PersonId) -> Respo
 
 
 @router.post("/people/{person_id}/tokens")
-def mint_token(request: Request, who: Actor, person_id: PersonId) -> Response:
+def mint_token(request: Request, who: Actor, person_id: RowId) -> Response:
     """The token appears on this answer only (no redirect: it never sits in a cookie, URL or log)."""
     principal = gate(who)
     authorise(principal, Action.TOKEN_CREATE)
@@ -172,7 +171,7 @@ def _tokens_page(request: Request, who: PortalIdentity, *, error: str | None = N
 
 
 @router.post("/tokens/{token_id}/revoke")
-async def revoke_token(request: Request, who: Actor, token_id: TokenId) -> Response:
+async def revoke_token(request: Request, who: Actor, token_id: RowId) -> Response:
     principal = gate(who)
     authorise(principal, Action.TOKEN_CREATE)
     form = await form_of(request)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from mpki.domain import Forbidden, InvalidRequest, utcnow
@@ -19,13 +19,12 @@ from mpki.ra.review import ReviewDesk
 from mpki.ra.views import RequestView
 from mpki.web.api import Services
 from mpki.web.portal.pages import is_htmx, redirect, render
+from mpki.web.portal.params import Cursor, RowId
 from mpki.web.portal.session import Actor, Viewer
 
 router = APIRouter(prefix="/portal/ra", include_in_schema=False)
 
 MAX_REASON = 1000
-RequestId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-Cursor = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
 OrganisationFilter = Annotated[str | None, Query(max_length=20)]
 QUEUE_RESULTS = "queue-results"
 
@@ -104,7 +103,7 @@ def _review_page(
 
 
 @router.get("/requests/{request_id}")
-def review_request(request: Request, who: Viewer, request_id: RequestId) -> HTMLResponse:
+def review_request(request: Request, who: Viewer, request_id: RowId) -> HTMLResponse:
     return _review_page(request, who, request_id)
 
 
@@ -135,14 +134,14 @@ def _decide(request: Request, who: Actor, request_id: int, approve: bool, reason
 
 @router.post("/requests/{request_id}/approve")
 def approve(
-    request: Request, who: Actor, request_id: RequestId, reason: Annotated[str, Form(max_length=20_000)] = ""
+    request: Request, who: Actor, request_id: RowId, reason: Annotated[str, Form(max_length=20_000)] = ""
 ) -> Response:
     return _decide(request, who, request_id, True, reason)
 
 
 @router.post("/requests/{request_id}/reject")
 def reject(
-    request: Request, who: Actor, request_id: RequestId, reason: Annotated[str, Form(max_length=20_000)] = ""
+    request: Request, who: Actor, request_id: RowId, reason: Annotated[str, Form(max_length=20_000)] = ""
 ) -> Response:
     return _decide(request, who, request_id, False, reason)
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from mpki.domain import InvalidRequest
 from mpki.ra.logins import PortalIdentity
 from mpki.ra.views import RequestView
+from mpki.web.api import PEM_CHAIN, pem_of
 from mpki.web.limits import BATCH_LIMIT
 from mpki.web.portal.pages import PORTAL_HEADERS, is_htmx, redirect, render
+from mpki.web.portal.params import Cursor, RowId
 from mpki.web.portal.session import Actor, Viewer
 from mpki.web.portal.subscriber_common import (
     BATCH_FORMATS,
@@ -28,16 +30,12 @@ from mpki.web.portal.subscriber_common import (
     may_submit,
     organisation_choices,
     organisation_names,
-    pem_of,
     read_upload,
     services,
     views,
 )
 
 router = APIRouter()
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
-Cursor = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
-PEM_CHAIN = "application/pem-certificate-chain"
 
 
 @router.get("/batches")
@@ -110,7 +108,7 @@ def _start(value: int | None) -> int:
 @router.get("/batches/{batch_id}")
 def show_batch(
     request: Request,
-    batch_id: Id,
+    batch_id: RowId,
     who: Viewer,
     start: Annotated[int | None, Query(ge=0, le=2**31)] = None,
 ) -> HTMLResponse:
@@ -130,7 +128,7 @@ def show_batch(
 
 
 @router.get("/batches/{batch_id}/progress")
-def batch_progress(request: Request, batch_id: Id, who: Viewer) -> HTMLResponse:
+def batch_progress(request: Request, batch_id: RowId, who: Viewer) -> HTMLResponse:
     """The polled fragment. The poll that first sees the batch completed also carries the results table."""
     batch = services(request).registration.batch_status(who.principal, batch_id)
     items: list[RequestView] = []
@@ -149,7 +147,7 @@ def batch_progress(request: Request, batch_id: Id, who: Viewer) -> HTMLResponse:
 
 
 @router.get("/batches/{batch_id}/certificates.pem")
-def batch_certificates(request: Request, batch_id: Id, who: Viewer) -> Response:
+def batch_certificates(request: Request, batch_id: RowId, who: Viewer) -> Response:
     """Every certificate issued for the batch, in item order, as one PEM file."""
     ders = services(request).registration.batch_certificates(who.principal, batch_id)
     return Response(

@@ -8,21 +8,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
 from mpki.domain import Action, InvalidRequest
 from mpki.ra.authorisation import scope_of
 from mpki.ra.logins import PortalIdentity
 from mpki.ra.subscriber_views import CertificateView, subscriber_reason
+from mpki.web.api import PEM_CHAIN, pem_of
 from mpki.web.portal.pages import PORTAL_HEADERS, redirect, render
+from mpki.web.portal.params import Cursor
 from mpki.web.portal.session import Actor, Viewer
-from mpki.web.portal.subscriber_common import organisation_names, pem_of, services, views
+from mpki.web.portal.subscriber_common import organisation_names, services, views
 
 router = APIRouter()
 Serial = Annotated[str, Path(min_length=1, max_length=64)]
-Cursor = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
-PEM_CERT = "application/pem-certificate-chain"
 CONFIRMED = "yes"
 
 
@@ -47,7 +47,7 @@ def download_certificate(request: Request, serial: Serial, who: Viewer) -> Respo
     certificate, der = views(request).certificate(who.principal, serial)
     return Response(
         pem_of(der),
-        media_type=PEM_CERT,
+        media_type=PEM_CHAIN,
         headers={**PORTAL_HEADERS, "Content-Disposition": f'attachment; filename="{certificate.serial}.pem"'},
     )
 

@@ -11,8 +11,6 @@ import binascii
 import re
 from typing import BinaryIO
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import Request, UploadFile
 
 from mpki.domain import Action, InvalidRequest
@@ -41,10 +39,6 @@ def services(request: Request) -> Services:
 
 def views(request: Request) -> SubscriberViews:
     return SubscriberViews(services(request).authority.database)
-
-
-def pem_of(der: bytes) -> str:
-    return x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM).decode()
 
 
 def may_submit(principal: Principal) -> None:

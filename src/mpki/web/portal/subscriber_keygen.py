@@ -15,13 +15,13 @@ from mpki.domain import Forbidden, InvalidRequest, MpkiError, NotFound
 from mpki.ra.logins import PortalIdentity
 from mpki.ra.single_request import MAX_CSR_BYTES, submit_one
 from mpki.ra.views import RequestView
+from mpki.web.api import pem_of
 from mpki.web.portal.pages import PORTAL_HEADERS, render
 from mpki.web.portal.session import Actor, Viewer
 from mpki.web.portal.subscriber_common import (
     chosen_organisation,
     may_submit,
     organisation_choices,
-    pem_of,
     services,
 )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from mpki.domain import InvalidRequest
@@ -12,6 +12,7 @@ from mpki.ra.logins import PortalIdentity
 from mpki.ra.single_request import MAX_CSR_BYTES, submit_one
 from mpki.ra.subscriber_views import REQUEST_STATUSES
 from mpki.web.portal.pages import redirect, render
+from mpki.web.portal.params import Cursor, RowId
 from mpki.web.portal.session import Actor, Viewer
 from mpki.web.portal.subscriber_common import (
     PROFILE_LABELS,
@@ -28,8 +29,6 @@ from mpki.web.portal.subscriber_common import (
 )
 
 router = APIRouter()
-Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
-Cursor = Annotated[int | None, Query(ge=1, le=2**63 - 1, description="Show items older than this id")]
 
 
 @router.get("/requests")
@@ -112,7 +111,7 @@ def submit_request(
 
 
 @router.get("/requests/{request_id}")
-def show_request(request: Request, request_id: Id, who: Viewer) -> HTMLResponse:
+def show_request(request: Request, request_id: RowId, who: Viewer) -> HTMLResponse:
     view = services(request).registration.request(who.principal, request_id)
     return render(
         request,
