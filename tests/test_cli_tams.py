@@ -4,7 +4,6 @@ tampered and wrongly signed ones with their RFC 5934 status code (exit 1), and b
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import subprocess
 from pathlib import Path
@@ -12,14 +11,14 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from mpki.asn1.tamp import StatusQuery, StatusResponse, TampUpdate, TampUpdateConfirm
 from mpki.domain import InvalidRequest
 from mpki.tams import parse, parse_verified, public_key_id
 from mpki.tams.sequence import SequenceNumbers
+from tests.support.tams import self_signed_ca
 
 
 def _error_line(stderr: str) -> str:
@@ -31,21 +30,7 @@ def _error_line(stderr: str) -> str:
 
 def _self_signed_ca(path: Path, name: str) -> x509.Certificate:
     """A new root CA certificate, as DER, that the installation knows nothing of."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    certificate = self_signed_ca(ec.generate_private_key(ec.SECP256R1()), name)
     path.write_bytes(certificate.public_bytes(serialization.Encoding.DER))
     return certificate
 

@@ -4,14 +4,13 @@ through the contingency key, and keeps its state across a reload."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
@@ -59,6 +58,7 @@ from mpki.tams import (
     wrap_contingency_key,
 )
 from mpki.tams.contingency import AES256_WRAP_PAD
+from tests.support.tams import self_signed_ca, spki
 
 MANAGER_TYPES = (
     ContentType.STATUS_QUERY,
@@ -70,30 +70,13 @@ HW_TYPE = "1.3.6.1.4.1.99999.7"
 COMMUNITY = "1.3.6.1.4.1.99999.1.1"
 
 
-def _spki(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
 def root_certificate(key: ec.EllipticCurvePrivateKey, name: str, extensions: tuple[Extension, ...] = ()) -> TrustAnchor:
     """A self-signed root, as the CA would make it, carrying any extra extensions as given."""
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier(public_key_id(key.public_key())), critical=False)
-    )
-    for ext in extensions:
-        builder = builder.add_extension(
-            x509.UnrecognizedExtension(x509.ObjectIdentifier(ext.oid), ext.value), critical=ext.critical
-        )
-    return TrustAnchor.from_certificate(builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    unrecognised = [
+        (x509.UnrecognizedExtension(x509.ObjectIdentifier(ext.oid), ext.value), ext.critical) for ext in extensions
+    ]
+    certificate = self_signed_ca(key, name, unrecognised)
+    return TrustAnchor.from_certificate(certificate.public_bytes(serialization.Encoding.DER))
 
 
 def apex_with_contingency(
@@ -110,7 +93,7 @@ def apex_with_contingency(
 
 def management_anchor(key: ec.EllipticCurvePrivateKey, title: str, types: tuple[str, ...]) -> TrustAnchor:
     constraints = Extension(CMS_CONTENT_CONSTRAINTS_EXT, False, encode_content_constraints(types))
-    return TrustAnchor.from_info(_spki(key), public_key_id(key.public_key()), title, (constraints,))
+    return TrustAnchor.from_info(spki(key), public_key_id(key.public_key()), title, (constraints,))
 
 
 @dataclass
@@ -199,13 +182,13 @@ def test_remove_and_change(scene: Scene) -> None:
     other = ec.generate_private_key(ec.SECP256R1())
     other_ta = management_anchor(other, "second manager", (ContentType.STATUS_QUERY,))
     scene.send(TampUpdate(scene.ref(), (AddAnchor(other_ta),)))
-    confirm = scene.send(TampUpdate(scene.ref(), (ChangeAnchor.ta_change(_spki(other), title="renamed"),)))
+    confirm = scene.send(TampUpdate(scene.ref(), (ChangeAnchor.ta_change(spki(other), title="renamed"),)))
     assert isinstance(confirm, TampUpdateConfirm) and confirm.statuses == (StatusCode.success,)
-    (changed,) = [a for a in scene.status().trust_anchors if a.public_key_info == _spki(other)]
+    (changed,) = [a for a in scene.status().trust_anchors if a.public_key_info == spki(other)]
     assert changed.title == "renamed" and changed.key_id == other_ta.key_id
-    confirm = scene.send(TampUpdate(scene.ref(), (RemoveAnchor(_spki(other)),)))
+    confirm = scene.send(TampUpdate(scene.ref(), (RemoveAnchor(spki(other)),)))
     assert isinstance(confirm, TampUpdateConfirm) and confirm.statuses == (StatusCode.success,)
-    assert _spki(other) not in {a.public_key_info for a in scene.status().trust_anchors}
+    assert spki(other) not in {a.public_key_info for a in scene.status().trust_anchors}
     assert _error(scene.send(StatusQuery(MsgRef(AllModules(), 99)), key=other)) is StatusCode.noTrustAnchor
 
 
@@ -215,7 +198,7 @@ def test_update_is_all_or_nothing(scene: Scene) -> None:
     confirm = scene.send(
         TampUpdate(
             scene.ref(),
-            (AddAnchor(new_root), RemoveAnchor(scene.apex.public_key_info), RemoveAnchor(_spki(stranger))),
+            (AddAnchor(new_root), RemoveAnchor(scene.apex.public_key_info), RemoveAnchor(spki(stranger))),
         )
     )
     assert isinstance(confirm, TampUpdateConfirm)
@@ -226,7 +209,7 @@ def test_update_is_all_or_nothing(scene: Scene) -> None:
 
 
 def test_tampered_message_is_refused(scene: Scene) -> None:
-    message = TampUpdate(scene.ref(), (RemoveAnchor(_spki(scene.manager)),))
+    message = TampUpdate(scene.ref(), (RemoveAnchor(spki(scene.manager)),))
     der = sign_message(message, scene.manager)
     content = message.encode()
     at = der.index(content) + len(content) - 5  # inside the SubjectPublicKeyInfo's key: still decodes
@@ -382,10 +365,10 @@ def test_tbs_certificate_anchor_takes_a_tbs_cert_change(scene: Scene) -> None:
     anchor = TrustAnchor(tlv(0xA1, certificate.tbs_certificate_bytes))  # [1] TBSCertificate
     scene.send(TampUpdate(scene.ref(), (AddAnchor(anchor),)))
     renamed = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "renamed anchor")])
-    change = ChangeAnchor.tbs_cert_change(_spki(key), subject=renamed.public_bytes())
+    change = ChangeAnchor.tbs_cert_change(spki(key), subject=renamed.public_bytes())
     confirm = scene.send(TampUpdate(scene.ref(), (change,)))
     assert isinstance(confirm, TampUpdateConfirm) and confirm.statuses == (StatusCode.success,)
-    (changed,) = [a for a in scene.status().trust_anchors if a.public_key_info == _spki(key)]
+    (changed,) = [a for a in scene.status().trust_anchors if a.public_key_info == spki(key)]
     assert changed.kind == "tbsCert" and changed != anchor
     # Only the subject changed: the issuer still carries the old name.
     assert changed.der.count(renamed.public_bytes()) == 1 and changed.der.count(b"tbs anchor") == 1

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from pyasn1.codec.der import decoder, encoder
@@ -68,42 +68,21 @@ from mpki.tams import (
     wrap_contingency_key,
 )
 from mpki.tams.contingency import AES256_WRAP_PAD
+from tests.support.tams import self_signed_ca, spki
 
 OPENSSL = shutil.which("openssl")
 
 
-def _spki(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def self_signed(key: ec.EllipticCurvePrivateKey, name: str) -> x509.Certificate:
-    """A certificate whose subjectKeyIdentifier is the id TAMP names the key by, for openssl to find."""
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier(public_key_id(key.public_key())), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-
-
 KEY = ec.generate_private_key(ec.SECP256R1())
 OTHER = ec.generate_private_key(ec.SECP256R1())
-SPKI = _spki(KEY)
+SPKI = spki(KEY)
 INFO = TrustAnchor.from_info(
     SPKI,
     key_identifier(SPKI),
     "management",
     (Extension(CMS_CONTENT_CONSTRAINTS_EXT, False, encode_content_constraints((ContentType.UPDATE,))),),
 )
-CERT = self_signed(KEY, "apex")
+CERT = self_signed_ca(KEY, "apex")
 CERT_TA = TrustAnchor.from_certificate(CERT.public_bytes(serialization.Encoding.DER))
 TBS_TA = TrustAnchor(cms.explicit(1, CERT.tbs_certificate_bytes))
 NEW_NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "renamed")]).public_bytes()
@@ -331,7 +310,7 @@ def test_contingency_key_wraps_and_unwraps() -> None:
     assert wrapped.wrap_algorithm == AES256_WRAP_PAD
     extension = contingency_extension(wrapped)
     assert type(wrapped).decode(extension.value) == wrapped
-    assert _spki(contingency) == unwrap_contingency_key(wrapped, kek).public_bytes(
+    assert spki(contingency) == unwrap_contingency_key(wrapped, kek).public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     for bad_key, status in (
@@ -353,7 +332,7 @@ def _openssl(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
 
 @pytest.mark.parametrize("message", EXAMPLES[:20], ids=lambda m: type(m).__name__)
 def test_openssl_parses_and_verifies(message: Message, tmp_path: Path) -> None:
-    certificate = self_signed(KEY, "tams signer")
+    certificate = self_signed_ca(KEY, "tams signer")
     (tmp_path / "signer.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     (tmp_path / "message.der").write_bytes(
         sign_message(message, KEY, signing_time=dt.datetime.now(dt.UTC), contingency_key=b"\x01" * 16)
