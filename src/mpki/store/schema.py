@@ -175,6 +175,8 @@ class IssuedCertificate(Base):
     revoked_by: Mapped[str | None] = mapped_column(String(256))
     # A certificateHold released: the entry leaves the CRL and a delta CRL says removeFromCRL.
     hold_released_at: Mapped[dt.datetime | None]
+    # Device key compromise: SMKI device certificates are not revoked; they are marked not in use.
+    not_in_use_at: Mapped[dt.datetime | None]
 
 
 class CaRevocation(Base):
@@ -385,3 +387,66 @@ class StoredReport(Base):
     json_body: Mapped[str] = mapped_column(Text)
     html_body: Mapped[str] = mapped_column(Text)
     csv_body: Mapped[str] = mapped_column(Text)
+
+
+class RecoveryRecord(Base):
+    """One compromise procedure (seed 000, Part G): proposed by one person, approved and run by another."""
+
+    __tablename__ = "recovery_records"
+    __table_args__ = (Index(None, "status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    scenario: Mapped[str] = mapped_column(String(24))
+    subject: Mapped[str] = mapped_column(String(512))
+    parameters: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    proposed_by: Mapped[str] = mapped_column(String(256))
+    proposed_at: Mapped[dt.datetime]
+    approved_by: Mapped[str | None] = mapped_column(String(256))
+    approved_at: Mapped[dt.datetime | None]
+    completed_at: Mapped[dt.datetime | None]
+    outcome: Mapped[str | None] = mapped_column(Text)
+
+
+class RecoveryItem(Base):
+    """What a procedure did to one certificate or device; a re-run skips the items already done."""
+
+    __tablename__ = "recovery_items"
+    __table_args__ = (
+        UniqueConstraint("recovery_id", "kind", "subject"),
+        Index(None, "recovery_id", "kind", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    recovery_id: Mapped[int] = mapped_column(ForeignKey("recovery_records.id"))
+    kind: Mapped[str] = mapped_column(String(24))
+    # The certificate (`CA:serial`) or the device (EUI-64) the item is about.
+    subject: Mapped[str] = mapped_column(String(128))
+    replacement: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime]
+
+
+class DeviceFlag(Base):
+    """A device whose key store was compromised: its re-enrolment is held for an RA agent."""
+
+    __tablename__ = "device_flags"
+    __table_args__ = (Index(None, "eui64", "status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    eui64: Mapped[str] = mapped_column(String(16))
+    recovery_id: Mapped[int] = mapped_column(ForeignKey("recovery_records.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    flagged_at: Mapped[dt.datetime]
+    cleared_at: Mapped[dt.datetime | None]
+    replacement_serial: Mapped[str | None] = mapped_column(String(40))
+
+
+class TampSequenceNumber(Base):
+    """The last TAMP sequence number given out for one signer key (RFC 5934: each message must be higher)."""
+
+    __tablename__ = "tamp_sequence_numbers"
+
+    key_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    ca: Mapped[str] = mapped_column(String(64))
+    last: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[dt.datetime]
