@@ -9,14 +9,14 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mpki.asn1.tamp import StatusQuery, StatusResponse, TampUpdate, TampUpdateConfirm
-from mpki.domain import InvalidRequest
-from mpki.tams import parse, parse_verified, public_key_id
+from mpki.config import Settings
+from mpki.store import Database
+from mpki.tams import parse, parse_verified
 from mpki.tams.sequence import SequenceNumbers
 from tests.support.tams import self_signed_ca
 
@@ -64,6 +64,15 @@ def _audit_actions(mpki) -> list[str]:  # type: ignore[no-untyped-def]
     return [json.loads(line)["action"] for line in run.stdout.splitlines()]
 
 
+def _counters(settings: Settings) -> dict[str, int]:
+    """The installation's sequence counters, by CA, as the database holds them."""
+    database = Database(settings.resolved_database_url)
+    try:
+        return {c.ca: c.last for c in SequenceNumbers(database).all()}
+    finally:
+        database.dispose()
+
+
 def _store_key(home: Path) -> ec.EllipticCurvePublicKey:
     key = serialization.load_pem_private_key((home / "tams/endpoint/endpoint-key.pem").read_bytes(), None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
@@ -79,7 +88,7 @@ def _flip_content_byte(message: Path, tampered: Path) -> None:
     tampered.write_bytes(der[:at] + bytes([der[at] ^ 0x01]) + der[at + 1 :])
 
 
-def test_update_status_query_and_refusals(mpki, env: dict[str, str], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_update_status_query_and_refusals(mpki, env: dict[str, str], settings: Settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     home = Path(env["MPKI_HOME"])
     mpki("init", "--dev", check=True)
     mpki("ca", "export", "smki-root", "-o", str(tmp_path / "smki-root.pem"), check=True)
@@ -200,11 +209,10 @@ def test_update_status_query_and_refusals(mpki, env: dict[str, str], tmp_path: P
 
     # Every signature by a CA key is audited; the counters are kept per signer.
     assert _audit_actions(mpki).count("tams.message.signed") == 7
-    counters = json.loads((home / "tams/sequence-numbers.json").read_text())["signers"]
-    assert {entry["ca"]: entry["last"] for entry in counters.values()} == {"smki-root": 5, "tls-root": 2}
+    assert _counters(settings) == {"smki-root": 5, "tls-root": 2}
 
 
-def test_bad_input_writes_nothing(mpki, env: dict[str, str], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_writes_nothing(mpki, env: dict[str, str], settings: Settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     home = Path(env["MPKI_HOME"])
     # Before anything exists: no hierarchy, no store.
     assert "mpki init --dev" in _error_line(mpki("tams", "endpoint", "init").stderr)
@@ -252,7 +260,7 @@ def test_bad_input_writes_nothing(mpki, env: dict[str, str], tmp_path: Path) -> 
         assert expected in _error_line(run.stderr), (args, run.stderr)
         assert run.stdout == "", (args, run.stdout)
     assert not out.exists() and not list(tmp_path.glob("*.answer.der"))
-    assert not (home / "tams/sequence-numbers.json").exists()
+    assert _counters(settings) == {}
     assert store.read_bytes() == snapshot
     assert _audit_actions(mpki) == audit
 
@@ -267,7 +275,7 @@ def test_bad_input_writes_nothing(mpki, env: dict[str, str], tmp_path: Path) -> 
     mpki("keys", "deactivate", check=True)
     run = mpki("tams", "build", "status-query", "--out", str(out))
     assert run.returncode == 1 and "not active" in _error_line(run.stderr) and not out.exists()
-    assert not (home / "tams/sequence-numbers.json").exists()
+    assert _counters(settings) == {}
 
 
 def test_endpoint_in_its_own_directory(mpki, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -283,20 +291,3 @@ def test_endpoint_in_its_own_directory(mpki, tmp_path: Path) -> None:  # type: i
     run = mpki("tams", "endpoint", "process", str(query), "--dir", str(where))
     assert run.returncode == 0 and "answered TAMPStatusQuery seq 2" in run.stdout, run
     assert _show(mpki, "--dir", str(where))["sequence_numbers"][0]["seq_num"] == 2
-
-
-def test_sequence_numbers_only_increase(tmp_path: Path) -> None:
-    path = tmp_path / "tams" / "sequence-numbers.json"
-    numbers = SequenceNumbers(path)
-    key = public_key_id(ec.generate_private_key(ec.SECP256R1()).public_key())
-    assert numbers.last(key) is None
-    assert [numbers.reserve(key, "smki-root") for _ in range(3)] == [1, 2, 3]
-    assert SequenceNumbers(path).reserve(key, "smki-root") == 4  # kept across instances (and runs)
-    assert SequenceNumbers(path).reserve(b"\x01" * 8, "tls-root") == 1  # per signer
-    assert [(c.ca, c.last) for c in SequenceNumbers(path).all()] == [("smki-root", 4), ("tls-root", 1)]
-    path.write_text("{broken")
-    with pytest.raises(InvalidRequest, match="not JSON"):
-        numbers.reserve(key, "smki-root")
-    path.write_text(json.dumps({"format": 1, "signers": {"zz": {"ca": "x", "last": 1}}}))
-    with pytest.raises(InvalidRequest, match="damaged"):
-        numbers.last(key)

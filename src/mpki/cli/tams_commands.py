@@ -2,8 +2,8 @@
 reference trust-anchor store a device would hold.
 
 `build update|status-query` sign with a CA of this installation (default the apex: the SMKI root) through
-the keystore, numbered by the per-signer counter in `MPKI_HOME/tams/sequence-numbers.json`, and record an
-audit event. `endpoint init|process|show` drive a `TrustAnchorStore` kept in a directory (default
+the keystore, numbered by the per-signer counter in the database (`tams.sequence`), and record an audit
+event. `endpoint init|process|show` drive a `TrustAnchorStore` kept in a directory (default
 `MPKI_HOME/tams/endpoint`): its JSON state and its own P-256 answer-signing key. `process` exits 1 whenever
 the store refuses a message, so that a script (or a recovery drill) can tell.
 """
@@ -54,7 +54,7 @@ from mpki.domain import InvalidRequest, KeyStoreError, NotFound, utcnow
 from mpki.keys import INACTIVE_MESSAGE
 from mpki.ra import OPERATOR
 from mpki.tams import TampRefused, TrustAnchorStore, parse, parse_verified, public_key_id, sign_message
-from mpki.tams.sequence import SequenceNumbers
+from mpki.tams.sequence import LEGACY_FILE, SequenceNumbers
 
 app = typer.Typer(
     help="Trust Anchor Management Protocol (RFC 5934): build signed messages; run the reference trust-anchor store.",
@@ -184,6 +184,11 @@ def signing_ca(installation: CertificationAuthority, name: str | None) -> CaView
     return view
 
 
+def sequence_numbers(installation: CertificationAuthority) -> SequenceNumbers:
+    """The installation's counters, in its database (taking over an old `sequence-numbers.json` once)."""
+    return SequenceNumbers(installation.database, settings().home / LEGACY_FILE)
+
+
 @dataclass(frozen=True, slots=True)
 class Signed:
     der: bytes
@@ -200,8 +205,7 @@ def sign_numbered(signer: str | None, out: Path, make: Callable[[int], Message])
     view = signing_ca(installation, signer)
     anchor = TrustAnchor.from_certificate(view.certificate_der)
     key = installation.keystore.signing_key(view.key_id)  # fails now if the key is missing, not after reserving
-    numbers = SequenceNumbers(settings().home / "tams" / "sequence-numbers.json")
-    seq_num = numbers.reserve(anchor.key_id, view.name)
+    seq_num = sequence_numbers(installation).reserve(anchor.key_id, view.name)
     message = make(seq_num)
     # The signer is named by its certificate's subjectKeyIdentifier: that is how a store finds the anchor.
     der = sign_message(message, key, key_id=anchor.key_id, signing_time=utcnow())
