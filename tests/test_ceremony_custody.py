@@ -577,15 +577,25 @@ def test_init_dev_is_a_two_of_three_ceremony_left_active(  # type: ignore[no-unt
     assert "INSECURE" in done.stderr
     home = Path(env["MPKI_HOME"])
     files = sorted((home / "dev-shares").iterdir())
-    shares = [read_share(path) for path in files]
+    every_share = [read_share(path) for path in files]
+    shares = [s for s in every_share if s.group == "ca-keys"]
+    contingency = [s for s in every_share if s.group == "contingency"]
     assert len(shares) == 3 and len({s.custodian for s in shares}) == 3
-    assert {(s.threshold, s.shares, s.group) for s in shares} == {(2, 3, "ca-keys")}
+    assert {(s.threshold, s.shares) for s in shares} == {(2, 3)}
+    # The apex contingency key has its own 3-of-5 quorum, held by other people, and is never left active.
+    assert len(contingency) == 5 and {(s.threshold, s.shares) for s in contingency} == {(3, 5)}
+    assert not {s.custodian for s in contingency} & {s.custodian for s in shares}
+    assert not (home / "run" / "active" / "contingency.secret").exists()
+    assert (home / "dev-contingency-unwrap-key.json").is_file()
     verified = verify_record((home / "dev-ceremony-record.json").read_bytes())
     assert (verified.environment, verified.signer) == ("development", "smki-root")
     assert (home / "run" / "active" / "ca-keys.secret").is_file()
     with custody(env) as keeper:
         groups, keys = keeper.status()
-        assert [(g.threshold, g.shares, g.active) for g in groups] == [(2, 3, True)]
+        assert sorted((g.group, g.threshold, g.shares, g.active) for g in groups) == [
+            ("ca-keys", 2, 3, True),
+            ("contingency", 3, 5, False),
+        ]
         assert len(keys) == 5 and all(k.active for k in keys)
         keeper.deactivate(actor="test")
         with pytest.raises(QuorumError):

@@ -10,6 +10,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from sqlalchemy.orm import Session
 
 from mpki.audit import AuditRecord, append
 from mpki.ca.model import CaView, IssuanceOrder, IssuanceResult, IssuedView
@@ -38,6 +39,7 @@ from mpki.profiles import (
     ca_subject,
     check_csr,
     check_public_key,
+    check_reissue,
     get_profile,
     key_identifier,
     load_csr,
@@ -54,11 +56,16 @@ from mpki.store import (
 Progress = Callable[[int, int], None]
 
 
+StoredHook = Callable[[Session, list[tuple[str, IssuedView]]], None]
+
+
 @dataclass(frozen=True, slots=True)
 class _Accepted:
     index: int
     order: IssuanceOrder
     request: CheckedRequest
+    # The certificate this one replaces under a new CA (issuing-CA recovery), as its serial.
+    replaces: str | None = None
 
 
 class CertificationAuthority:
@@ -83,6 +90,7 @@ class CertificationAuthority:
         algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
         issues: Sequence[str] = (),
         token: str | None = None,
+        extra_extensions: Sequence[x509.ExtensionType] = (),
     ) -> CaView:
         """Generate a key in the keystore and certify it: self-signed for a root, by `parent` otherwise."""
         profile = get_profile(profile_name)
@@ -150,7 +158,7 @@ class CertificationAuthority:
         else:
             issuer = self._issuer(parent_row)
         period = validity(profile, self.parameters, now, issuer.not_after)
-        certificate = sign_certificate(profile, request, issuer, serial, period, self.parameters)
+        certificate = sign_certificate(profile, request, issuer, serial, period, self.parameters, extra_extensions)
         der = certificate.public_bytes(serialization.Encoding.DER)
         fingerprint = hashlib.sha256(der).hexdigest()
         with self.database.transaction() as session:
@@ -179,6 +187,7 @@ class CertificationAuthority:
                             "algorithm": algorithm.value,
                             "fingerprint_sha256": fingerprint,
                             "issues": list(issues),
+                            "extra_extensions": [e.oid.dotted_string for e in extra_extensions],
                         },
                     )
                 ],
@@ -194,6 +203,88 @@ class CertificationAuthority:
             not_after=ca.not_after,
             ca_name=ca.name,
         )
+
+    def recertify(self, name: str, *, parent: str, actor: str) -> CaView:
+        """Certify an existing CA's key again under a new parent (root recovery).
+
+        Same key, same subject, same key identifier: every certificate the CA issued chains to the new
+        root without being reissued. The old certificate's serial and fingerprint go into the audit event.
+        """
+        with self.database.reader() as session:
+            cas = CaRepository(session)
+            row, parent_row = cas.by_name(name), cas.by_name(parent)
+            if parent_row.status != "active":
+                raise InvalidRequest(f"CA {parent} is {parent_row.status}; only an active CA certifies")
+            if row.parent_id is None:
+                raise InvalidRequest(f"{name} is a root; a root is replaced, not re-certified")
+            if row.status != "active":
+                raise InvalidRequest(f"CA {name} is {row.status}; only an active CA is re-certified")
+            old_serial, old_fingerprint, row_id = row.serial, row.fingerprint_sha256, row.id
+            old_parent = cas.by_id(row.parent_id).name
+            profile = get_profile(row.profile)
+            subject = x509.load_der_x509_certificate(row.certificate_der).subject
+            key_id = row.key_id
+        public_key = check_public_key(profile, self.keystore.info(key_id).public_key())
+        request = CheckedRequest(profile=profile.name, public_key=public_key, subject=subject)
+        issuer = self._issuer(parent_row)
+        [(serial, serial_text)] = new_serials(1)
+        now = utcnow()
+        with self.database.transaction() as session:
+            SerialRepository(session).reserve(parent_row.id, [serial_text], this_owner(), now)
+        period = validity(profile, self.parameters, now, issuer.not_after)
+        der = sign_certificate(profile, request, issuer, serial, period, self.parameters).public_bytes(
+            serialization.Encoding.DER
+        )
+        fingerprint = hashlib.sha256(der).hexdigest()
+        with self.database.transaction() as session:
+            row = CaRepository(session).by_id(row_id)
+            row.certificate_der, row.fingerprint_sha256, row.serial = der, fingerprint, serial_text
+            row.not_before, row.not_after, row.parent_id = period.not_before, period.not_after, parent_row.id
+            SerialRepository(session).settle(parent_row.id, [serial_text], SerialStatus.USED, utcnow())
+            append(
+                session,
+                [
+                    AuditRecord(
+                        action="ca.recertified",
+                        actor=actor,
+                        ca=name,
+                        serial=serial_text,
+                        details={
+                            "parent": parent,
+                            "previous_parent": old_parent,
+                            "previous_serial": old_serial,
+                            "previous_fingerprint_sha256": old_fingerprint,
+                            "fingerprint_sha256": fingerprint,
+                        },
+                    )
+                ],
+            )
+            return ca_view(row, parent)
+
+    def retire(self, name: str, *, status: str, actor: str, reason: str) -> CaView:
+        """Take a CA out of service for good (a compromised root has nobody above it to revoke it)."""
+        if status not in ("compromised", "retired"):
+            raise InvalidRequest("a CA is retired as compromised or retired")
+        with self.database.transaction() as session:
+            cas = CaRepository(session)
+            row = cas.by_name(name)
+            if row.status != "active":
+                raise InvalidRequest(f"CA {name} is {row.status}, not active")
+            previous = row.issues_profiles
+            row.status, row.issues_profiles = status, ""
+            append(
+                session,
+                [
+                    AuditRecord(
+                        action=f"ca.{status}",
+                        actor=actor,
+                        ca=name,
+                        serial=row.serial,
+                        details={"reason": reason, "issued_profiles": [p for p in previous.split(",") if p]},
+                    )
+                ],
+            )
+            return ca_view(row, cas.by_id(row.parent_id).name if row.parent_id else None)
 
     def list_cas(self) -> list[CaView]:
         with self.database.reader() as session:
@@ -278,7 +369,72 @@ class CertificationAuthority:
                     progress(done, len(orders))
         return [results[i] for i in range(len(orders))]
 
-    def _issue_chunk(self, ca_name: str, chunk: Sequence[_Accepted], actor: str) -> list[IssuedView]:
+    def reissue(
+        self,
+        old_ca: str,
+        serials: Sequence[str],
+        *,
+        actor: str,
+        on_stored: StoredHook | None = None,
+        progress: Progress | None = None,
+    ) -> list[IssuanceResult]:
+        """Issue each certificate again under the active CA that now issues its profile (issuing-CA
+        recovery): same key and identity, re-checked against the profile, new serial and issuer. The old
+        one is marked superseded in the transaction that stores its replacement, where `on_stored` may
+        record more (the recovery's items); a certificate no longer live is refused, not reissued twice."""
+        if not self.keystore.is_active():
+            raise KeyStoreError(INACTIVE_MESSAGE)
+        results: dict[int, IssuanceResult] = {}
+        accepted: dict[str, list[_Accepted]] = {}
+        with self.database.reader() as session:
+            cas = CaRepository(session)
+            source_id = cas.by_name(old_ca).id
+            rows = {row.serial: row for row in CertificateRepository(session).by_serials(source_id, list(serials))}
+            targets: dict[str, str] = {}
+            for index, serial in enumerate(serials):
+                row = rows.get(serial)
+                try:
+                    if row is None:
+                        raise NotFound(f"no certificate {serial} under {old_ca}")
+                    if row.status != CertificateStatus.ISSUED.value or row.revoked_at is not None:
+                        raise InvalidRequest(
+                            f"certificate {serial} is {row.status}; only a live certificate is reissued"
+                        )
+                    if row.profile not in targets:
+                        target = cas.issuing_for(row.profile).name
+                        if target == old_ca:
+                            raise InvalidRequest(f"{old_ca} still issues {row.profile}; stand the new CA up first")
+                        targets[row.profile] = target
+                    profile = get_profile(row.profile)
+                    checked = check_reissue(profile, x509.load_der_x509_certificate(row.der), self.parameters)
+                except MpkiError as error:
+                    results[index] = IssuanceResult(index, error=str(error))
+                    continue
+                order = IssuanceOrder(
+                    row.profile, b"", approved_by=actor, request_id=row.request_id, organisation_id=row.organisation_id
+                )
+                accepted.setdefault(targets[row.profile], []).append(_Accepted(index, order, checked, serial))
+        done = len(results)
+        if progress:
+            progress(done, len(serials))
+        for ca_name, items in accepted.items():
+            for start in range(0, len(items), self.settings.issuance_chunk_size):
+                chunk = items[start : start + self.settings.issuance_chunk_size]
+                views = self._issue_chunk(ca_name, chunk, actor, replacing=(source_id, on_stored))
+                for item, view in zip(chunk, views, strict=True):
+                    results[item.index] = IssuanceResult(item.index, certificate=view)
+                done += len(chunk)
+                if progress:
+                    progress(done, len(serials))
+        return [results[i] for i in range(len(serials))]
+
+    def _issue_chunk(
+        self,
+        ca_name: str,
+        chunk: Sequence[_Accepted],
+        actor: str,
+        replacing: tuple[int, StoredHook | None] | None = None,
+    ) -> list[IssuedView]:
         owner = this_owner()
         now = utcnow()
         serials = new_serials(len(chunk))
@@ -301,14 +457,51 @@ class CertificationAuthority:
         try:
             issuer = self._issuer(ca)
             rows, records = self._sign_chunk(ca, issuer, chunk, serials, actor, now)
+            views = [_row_view(row, ca) for row in rows]
             with self.database.transaction() as session:
-                CertificateRepository(session).add_many(rows)
+                certificates = CertificateRepository(session)
+                certificates.add_many(rows)
                 SerialRepository(session).settle(ca.id, serial_texts, SerialStatus.USED, utcnow())
                 append(session, records)
+                if replacing is not None:
+                    self._supersede_replaced(session, replacing, chunk, views, actor)
         except BaseException:
             self._abandon(ca.id, ca.name, serial_texts, actor, "issuance failed before the certificates were stored")
             raise
-        return [_row_view(row, ca) for row in rows]
+        return views
+
+    def _supersede_replaced(
+        self,
+        session: Session,
+        replacing: tuple[int, StoredHook | None],
+        chunk: Sequence[_Accepted],
+        views: Sequence[IssuedView],
+        actor: str,
+    ) -> None:
+        source_id, on_stored = replacing
+        pairs = [(item.replaces or "", view) for item, view in zip(chunk, views, strict=True)]
+        certificates = CertificateRepository(session)
+        old_rows = certificates.by_serials(source_id, [old for old, _ in pairs])
+        moved = certificates.supersede_live([row.id for row in old_rows])
+        if moved != len(pairs):
+            # Someone revoked or replaced one of these meanwhile: store nothing of this chunk.
+            raise InvalidRequest("a certificate being reissued changed meanwhile; run the reissue again")
+        source = CaRepository(session).by_id(source_id).name
+        append(
+            session,
+            [
+                AuditRecord(
+                    action="certificate.superseded",
+                    actor=actor,
+                    ca=source,
+                    serial=old,
+                    details={"superseded_by": view.serial, "superseded_by_ca": view.ca, "reason": "reissued"},
+                )
+                for old, view in pairs
+            ],
+        )
+        if on_stored is not None:
+            on_stored(session, pairs)
 
     def _sign_chunk(
         self,

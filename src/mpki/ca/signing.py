@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -42,7 +43,9 @@ def sign_certificate(
     serial: int,
     validity: Validity,
     settings: ProfileParameters,
+    extra_extensions: Sequence[x509.ExtensionType] = (),
 ) -> x509.Certificate:
+    """The profile's extensions, then any `extra_extensions` (non-critical; e.g. the apex's wrapped contingency key)."""
     builder = x509.CertificateBuilder(
         issuer_name=issuer.name,
         subject_name=request.subject,
@@ -53,6 +56,8 @@ def sign_certificate(
     )
     for value, critical in extensions(profile, request, settings, issuer.key_identifier, issuer.ca_name):
         builder = builder.add_extension(value, critical)
+    for extra in extra_extensions:
+        builder = builder.add_extension(extra, False)
     return builder.sign(issuer.key, signature_hash(issuer.key))
 
 

@@ -2,7 +2,9 @@
 CAs, and a TLS root with an issuing CA.
 
 INSECURE by design: software keys, a 2-of-3 quorum whose three shares are written side by side into
-`MPKI_HOME/dev-shares`, and the keystore left activated. It runs the same ceremony code as a real one,
+`MPKI_HOME/dev-shares`, and the keystore left activated. The apex (the SMKI root) carries a contingency
+key made behind its own 3-of-5 quorum (shares in `dev-shares` too) with its unwrap key in
+`MPKI_HOME/dev-contingency-unwrap-key.json`. It runs the same ceremony code as a real one,
 so a newcomer has a working PKI in seconds and sees what a ceremony records.
 """
 
@@ -14,9 +16,10 @@ from pathlib import Path
 
 from mpki.ca import CaView, CertificationAuthority
 from mpki.ceremony.runner import CeremonyResult, StepHook, run_ceremony
-from mpki.ceremony.spec import CaStep, CeremonySpec, People
+from mpki.ceremony.spec import CaStep, CeremonySpec, ContingencyStep, People
 from mpki.domain import InvalidRequest
 from mpki.keys import KeyAlgorithm
+from mpki.keys.contingency import GROUP as CONTINGENCY_GROUP
 from mpki.keys.quorum import QuorumPolicy
 
 
@@ -40,6 +43,8 @@ DEV_HIERARCHY: tuple[CaPlan, ...] = (
 )
 
 ACTOR = "mpki-init-dev"
+# Development only: the contingency unwrap key sits in MPKI_HOME; a real one goes to offline storage.
+DEV_UNWRAP_KEY = "dev-contingency-unwrap-key.json"
 DEV_CEREMONY = "development-insecure"
 
 
@@ -63,12 +68,24 @@ def dev_spec() -> CeremonySpec:
         ),
         record_signer="smki-root",
         source=b"mpki built-in development ceremony (insecure)\n",
+        contingency=ContingencyStep(
+            apex="smki-root",
+            custodians=tuple(f"dev-contingency-custodian-{n}" for n in range(1, 6)),
+            quorum=QuorumPolicy(group=CONTINGENCY_GROUP, threshold=3, shares=5),
+        ),
     )
 
 
 def run_dev_ceremony(env: Mapping[str, str], home: Path, on_step: StepHook | None = None) -> CeremonyResult:
     """The development hierarchy through the real ceremony path (shares in MPKI_HOME/dev-shares)."""
-    return run_ceremony(dev_spec(), env, home / "dev-shares", home / "dev-ceremony-record.json", on_step=on_step)
+    return run_ceremony(
+        dev_spec(),
+        env,
+        home / "dev-shares",
+        home / "dev-ceremony-record.json",
+        unwrap_key_path=home / DEV_UNWRAP_KEY,
+        on_step=on_step,
+    )
 
 
 def create_dev_hierarchy(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from mpki.asn1.tamp import WRAPPED_APEX_CONTIN_KEY_EXT
 from mpki.audit import AuditRecord, append
 from mpki.ca import CaView
 from mpki.ca.runtime import open_authority, open_database
@@ -20,9 +22,11 @@ from mpki.ceremony.record import RecordBuilder
 from mpki.ceremony.spec import CeremonySpec
 from mpki.config import Environment, Settings, load_settings
 from mpki.domain import InvalidRequest, KeyStoreError
-from mpki.keys import SoftwareKeyStore
+from mpki.keys import KeyAlgorithm, SoftwareKeyStore
 from mpki.keys.activation import ActivationStore
-from mpki.keys.quorum import combine, new_secret, read_share, split, write_share
+from mpki.keys.contingency import TOKEN as CONTINGENCY_TOKEN
+from mpki.keys.contingency import UNWRAP_KEY_BYTES, ContingencyVault, VaultRecord, wrap_public_key, write_unwrap_key
+from mpki.keys.quorum import QuorumPolicy, combine, new_secret, read_share, split, write_share
 from mpki.keys.registry import CustodyRegistry
 from mpki.keys.secrets import backup_key, so_pin, user_pin
 
@@ -41,7 +45,16 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "custodian"
 
 
-def _preflight(spec: CeremonySpec, settings: Settings, shares_dir: Path, record_path: Path) -> None:
+def _preflight(
+    spec: CeremonySpec, settings: Settings, shares_dir: Path, record_path: Path, unwrap_key_path: Path
+) -> None:
+    if spec.contingency is not None:
+        if unwrap_key_path.exists():
+            raise InvalidRequest(f"{unwrap_key_path} exists; an unwrap key is never overwritten")
+        if ContingencyVault(settings.keys_dir, spec.backend, settings.pkcs11_module).exists():
+            raise InvalidRequest("this installation already has an apex contingency key")
+        if any(g.group == spec.contingency.quorum.group for g in CustodyRegistry(settings.keys_dir).groups()):
+            raise InvalidRequest(f"quorum group {spec.contingency.quorum.group!r} already exists in this installation")
     if record_path.exists():
         raise InvalidRequest(f"{record_path} exists; a ceremony record is never overwritten")
     if shares_dir.exists() and any(shares_dir.iterdir()):
@@ -54,7 +67,8 @@ def _preflight(spec: CeremonySpec, settings: Settings, shares_dir: Path, record_
     if spec.backend == "pkcs11":
         from mpki.keys.pkcs11_tokens import token_labels
 
-        taken = set(token_labels(settings.pkcs11_module)) & set(spec.tokens)
+        wanted = set(spec.tokens) | ({CONTINGENCY_TOKEN} if spec.contingency else set())
+        taken = set(token_labels(settings.pkcs11_module)) & wanted
         if taken:
             raise InvalidRequest(f"token(s) {sorted(taken)} already exist on the HSM")
 
@@ -67,8 +81,13 @@ def run_ceremony(
     *,
     passphrases: Mapping[str, str] | None = None,
     on_step: StepHook | None = None,
+    unwrap_key_path: Path | None = None,
 ) -> CeremonyResult:
-    """Execute every step in order; all checks run before the first step changes anything."""
+    """Execute every step in order; all checks run before the first step changes anything.
+
+    With a `contingency` section the unwrap key is written to `unwrap_key_path` (default: beside the
+    record), apart from the shares and the vault."""
+    unwrap_key_path = unwrap_key_path or record_path.with_name(f"{_slug(spec.ceremony)}-contingency-unwrap-key.json")
     settings = load_settings(env)
     if settings.environment is Environment.PRODUCTION and spec.environment != Environment.PRODUCTION.value:
         # Binding a test or development ceremony here would lift the production guards of `reinitialise`.
@@ -76,7 +95,7 @@ def run_ceremony(
             f"this environment is marked production; the ceremony is for {spec.environment!r}, not production"
         )
     bind_installation(settings.home, keystore=spec.backend, environment=spec.environment, check_only=True)
-    _preflight(spec, settings, shares_dir, record_path)
+    _preflight(spec, settings, shares_dir, record_path, unwrap_key_path)
     people = spec.people
     record = RecordBuilder(
         ceremony=spec.ceremony,
@@ -92,7 +111,7 @@ def run_ceremony(
 
     completed: list[str] = []  # the record's digest, once its completion is in the audit chain
     try:
-        return _execute(spec, env, shares_dir, record_path, record, passphrases, on_step, completed)
+        return _execute(spec, env, shares_dir, record_path, unwrap_key_path, record, passphrases, on_step, completed)
     except BaseException as error:
         # Steps already taken (shares written, a keystore made) must not vanish from the audit chain.
         if record.steps and not completed:
@@ -105,6 +124,7 @@ def _execute(
     env: Mapping[str, str],
     shares_dir: Path,
     record_path: Path,
+    unwrap_key_path: Path,
     record: RecordBuilder,
     passphrases: Mapping[str, str] | None,
     on_step: StepHook | None,
@@ -130,31 +150,8 @@ def _execute(
     settings = load_settings(env)
 
     # The quorum: one secret, split M-of-N, one file per custodian, never together in one file.
-    secret = new_secret()
     policy = spec.quorum
-    shares = split(secret, policy, spec.ceremony, list(people.custodians), passphrases)
-    shares_dir.mkdir(parents=True, exist_ok=True)
-    files = []
-    for share in shares:
-        path = shares_dir / f"{_slug(spec.ceremony)}-share-{share.index}-{_slug(share.custodian)}.json"
-        write_share(share, path)
-        files.append(path)
-    step(
-        "quorum.split",
-        people.key_manager,
-        {"group": policy.group, "threshold": policy.threshold, "shares": policy.shares},
-        {
-            "holders": [
-                {"custodian": s.custodian, "index": s.index, "file": f.name, "sealed": s.sealed is not None}
-                for s, f in zip(shares, files, strict=True)
-            ]
-        },
-    )
-    tested = [read_share(path) for path in files[: policy.threshold]]
-    group, rebuilt = combine(tested, passphrases)
-    if rebuilt != secret or group != policy.group:
-        raise KeyStoreError("the quorum test failed: the shares did not rebuild the secret")
-    step("quorum.tested", people.key_manager, {"custodians": [s.custodian for s in tested]}, {"rebuilt": True})
+    secret, files = _split_quorum(spec, policy, people.custodians, shares_dir, "", passphrases, step)
 
     registry = CustodyRegistry(settings.keys_dir)
     registry.register_group(policy.group, policy.threshold, policy.shares, spec.ceremony, secret)
@@ -182,10 +179,19 @@ def _execute(
     ActivationStore(settings.run_dir).activate(policy.group, secret)
     step("keys.activated", people.key_manager, {"group": policy.group}, {"active": True})
 
+    apex_extensions: list[x509.ExtensionType] = []
+    if spec.contingency is not None:
+        apex_extension, contingency_files = _make_contingency(
+            spec, settings, shares_dir, unwrap_key_path, passphrases, step
+        )
+        apex_extensions.append(apex_extension)
+        files.extend(contingency_files)
+
     authority = open_authority(settings)
     made: list[CaView] = []
     try:
         for ca in spec.cas:
+            is_apex = spec.contingency is not None and ca.name == spec.contingency.apex
             view = authority.create_ca(
                 name=ca.name,
                 profile_name=ca.profile,
@@ -195,6 +201,7 @@ def _execute(
                 issues=ca.issues,
                 token=ca.token,
                 actor=f"ceremony:{spec.ceremony}:{people.key_manager}",
+                extra_extensions=apex_extensions if is_apex else (),
             )
             made.append(view)
             info = authority.keystore.info(view.key_id)
@@ -239,6 +246,93 @@ def _execute(
     finally:
         authority.database.dispose()
     return CeremonyResult(record_path, digest, tuple(files), tuple(made))
+
+
+Step = Callable[[str, str, dict[str, Any], dict[str, Any]], None]
+
+
+def _split_quorum(
+    spec: CeremonySpec,
+    policy: QuorumPolicy,
+    custodians: Sequence[str],
+    shares_dir: Path,
+    prefix: str,
+    passphrases: Mapping[str, str] | None,
+    step: Step,
+) -> tuple[bytes, list[Path]]:
+    """A fresh secret split M-of-N into one file per custodian, then rebuilt from M files as a test."""
+    secret = new_secret()
+    shares = split(secret, policy, spec.ceremony, list(custodians), passphrases)
+    shares_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for share in shares:
+        path = shares_dir / f"{_slug(spec.ceremony)}-{prefix}share-{share.index}-{_slug(share.custodian)}.json"
+        write_share(share, path)
+        files.append(path)
+    step(
+        "quorum.split",
+        spec.people.key_manager,
+        {"group": policy.group, "threshold": policy.threshold, "shares": policy.shares},
+        {
+            "holders": [
+                {"custodian": s.custodian, "index": s.index, "file": f.name, "sealed": s.sealed is not None}
+                for s, f in zip(shares, files, strict=True)
+            ]
+        },
+    )
+    tested = [read_share(path) for path in files[: policy.threshold]]
+    group, rebuilt = combine(tested, passphrases)
+    if rebuilt != secret or group != policy.group:
+        raise KeyStoreError("the quorum test failed: the shares did not rebuild the secret")
+    step(
+        "quorum.tested",
+        spec.people.key_manager,
+        {"group": policy.group, "custodians": [s.custodian for s in tested]},
+        {"rebuilt": True},
+    )
+    return secret, files
+
+
+def _make_contingency(
+    spec: CeremonySpec,
+    settings: Settings,
+    shares_dir: Path,
+    unwrap_key_path: Path,
+    passphrases: Mapping[str, str] | None,
+    step: Step,
+) -> tuple[x509.ExtensionType, list[Path]]:
+    """The contingency key in its own vault behind its own quorum, and the apex's extension wrapping it.
+
+    The vault's secret is held only in memory here: the vault is never left activated.
+    """
+    assert spec.contingency is not None
+    contingency = spec.contingency
+    policy = contingency.quorum
+    secret, files = _split_quorum(spec, policy, contingency.custodians, shares_dir, "contingency-", passphrases, step)
+    CustodyRegistry(settings.keys_dir).register_group(
+        policy.group, policy.threshold, policy.shares, spec.ceremony, secret
+    )
+    vault = ContingencyVault(settings.keys_dir, spec.backend, settings.pkcs11_module)
+    keystore = vault.create(secret)
+    info = keystore.generate("apex-contingency", KeyAlgorithm.EC_P256, vault.token())
+    unwrap_key = os.urandom(UNWRAP_KEY_BYTES)
+    unwrap_sha256 = write_unwrap_key(unwrap_key_path, unwrap_key, contingency.apex)
+    wrapped = wrap_public_key(info.public_key(), unwrap_key)
+    vault.save(VaultRecord(spec.backend, info.key_id, contingency.apex, unwrap_sha256))
+    step(
+        "contingency.key_generated",
+        spec.people.key_manager,
+        {"apex": contingency.apex, "group": policy.group, "backend": spec.backend, "token": vault.token()},
+        {
+            "key_id": info.key_id,
+            "public_key_sha256": hashlib.sha256(info.public_key_der).hexdigest(),
+            "unwrap_key_sha256": unwrap_sha256,
+            "unwrap_key_file": unwrap_key_path.name,
+            "wrap_algorithm": wrapped.wrap_algorithm,
+        },
+    )
+    extension = x509.UnrecognizedExtension(x509.ObjectIdentifier(WRAPPED_APEX_CONTIN_KEY_EXT), wrapped.encode())
+    return extension, files
 
 
 def _step_events(spec: CeremonySpec, record: RecordBuilder) -> list[AuditRecord]:

@@ -12,6 +12,7 @@ import yaml
 from mpki.config import Environment
 from mpki.domain import InvalidRequest
 from mpki.keys import KeyAlgorithm
+from mpki.keys.contingency import GROUP as CONTINGENCY_GROUP
 from mpki.keys.quorum import QuorumPolicy
 from mpki.profiles import ProfileKind, ca_subject, get_profile
 from mpki.profiles.model import KeyRule
@@ -41,6 +42,15 @@ class CaStep:
 
 
 @dataclass(frozen=True, slots=True)
+class ContingencyStep:
+    """The apex contingency key: made in its own vault behind its own quorum, wrapped into the apex root."""
+
+    apex: str
+    custodians: tuple[str, ...]
+    quorum: QuorumPolicy
+
+
+@dataclass(frozen=True, slots=True)
 class CeremonySpec:
     ceremony: str
     environment: str
@@ -52,6 +62,7 @@ class CeremonySpec:
     cas: tuple[CaStep, ...]
     record_signer: str
     source: bytes
+    contingency: ContingencyStep | None = None
 
     @classmethod
     def load(cls, path: Path) -> CeremonySpec:
@@ -131,6 +142,7 @@ def parse(raw: dict[str, Any], source: bytes) -> CeremonySpec:
     signer = str(raw.get("record_signer", names[0]))
     if signer not in names:
         raise InvalidRequest(f"record_signer {signer!r} is not a CA made in this ceremony")
+    contingency = _contingency(raw.get("contingency"), cas, quorum)
     environment = raw.get("environment", "development")
     if environment not in ENVIRONMENTS:
         raise InvalidRequest(f"ceremony file: `environment` must be one of {', '.join(ENVIRONMENTS)}")
@@ -145,7 +157,31 @@ def parse(raw: dict[str, Any], source: bytes) -> CeremonySpec:
         cas=cas,
         record_signer=signer,
         source=source,
+        contingency=contingency,
     )
+
+
+def _contingency(raw: Any, cas: tuple[CaStep, ...], quorum: QuorumPolicy) -> ContingencyStep | None:
+    """`contingency: {apex: CA, custodians: [...], threshold: 3}`: the apex is a root made in this ceremony."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise InvalidRequest("ceremony file: `contingency` must give apex, custodians and threshold")
+    apex = _text(raw, "apex", "contingency")
+    step = next((ca for ca in cas if ca.name == apex), None)
+    if step is None or step.parent is not None:
+        raise InvalidRequest(f"contingency: the apex {apex!r} must be a root made in this ceremony")
+    custodians = _names(raw, "custodians", "contingency")
+    try:
+        threshold = int(raw.get("threshold", 3))
+    except (TypeError, ValueError):
+        raise InvalidRequest("contingency: threshold must be a whole number") from None
+    if not 1 < threshold <= len(custodians):
+        raise InvalidRequest(f"contingency: threshold {threshold} needs 2 to {len(custodians)} of the custodians")
+    policy = QuorumPolicy(group=CONTINGENCY_GROUP, threshold=threshold, shares=len(custodians))
+    if quorum.group == policy.group:
+        raise InvalidRequest(f"quorum: the group name {policy.group!r} is the contingency key's own")
+    return ContingencyStep(apex=apex, custodians=custodians, quorum=policy)
 
 
 def _ca_step(item: Any, backend: str, tokens: tuple[str, ...]) -> CaStep:

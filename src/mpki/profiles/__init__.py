@@ -1,7 +1,7 @@
 """Declarative certificate profiles and the check of a request against one."""
 
 from mpki.profiles.catalogue import PROFILES, get_profile
-from mpki.profiles.checks import check_csr, check_public_key
+from mpki.profiles.checks import check_csr, check_public_key, check_reissue
 from mpki.profiles.csr import load_csr
 from mpki.profiles.key_identifiers import method1_key_identifier, method2_key_identifier
 from mpki.profiles.model import CheckedRequest, Profile, ProfileKind, ProfileParameters, Validity, rfc4514_string
@@ -17,6 +17,7 @@ __all__ = [
     "ca_subject",
     "check_csr",
     "check_public_key",
+    "check_reissue",
     "delta_crl_url",
     "extensions",
     "get_profile",

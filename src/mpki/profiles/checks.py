@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -16,6 +17,16 @@ from mpki.profiles.model import CheckedRequest, KeyRule, Profile, ProfileParamet
 
 _HW_OID = x509.ObjectIdentifier(HARDWARE_MODULE_NAME_OID)
 _WEBPKI_CURVES = (ec.SECP256R1, ec.SECP384R1)
+
+
+class _Described(Protocol):
+    """What the checks read: a CSR, or a certificate being reissued under a new CA."""
+
+    @property
+    def subject(self) -> x509.Name: ...
+
+    @property
+    def extensions(self) -> x509.Extensions: ...
 
 
 def check_public_key(profile: Profile, key: CertificatePublicKeyTypes) -> SubjectPublicKey:
@@ -39,7 +50,7 @@ def describe_key(key: CertificatePublicKeyTypes) -> str:
     return f"a {type(key).__name__.removesuffix('PublicKey').lstrip('_')} key"
 
 
-def requested_key_usage(csr: x509.CertificateSigningRequest, override: KeyUsageChoice | None) -> KeyUsageChoice:
+def requested_key_usage(csr: _Described, override: KeyUsageChoice | None) -> KeyUsageChoice:
     """SMKI: exactly one of digitalSignature or keyAgreement, as the CSR asks (or the order, if it asks none)."""
     try:
         ku = csr.extensions.get_extension_for_class(x509.KeyUsage).value
@@ -64,14 +75,14 @@ def requested_key_usage(csr: x509.CertificateSigningRequest, override: KeyUsageC
     return asked[0]
 
 
-def _requested_san(csr: x509.CertificateSigningRequest) -> x509.SubjectAlternativeName | None:
+def _requested_san(csr: _Described) -> x509.SubjectAlternativeName | None:
     try:
         return csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return None
 
 
-def _device_eui64(csr: x509.CertificateSigningRequest) -> Eui64:
+def _device_eui64(csr: _Described) -> Eui64:
     if len(csr.subject) != 0:
         raise InvalidRequest("a device CSR must have an empty subject; the device is named in the SAN")
     san = _requested_san(csr)
@@ -86,18 +97,14 @@ def _device_eui64(csr: x509.CertificateSigningRequest) -> Eui64:
     return Eui64(hw.hw_serial_num)
 
 
-def _single(
-    csr: x509.CertificateSigningRequest, oid: x509.ObjectIdentifier, label: str
-) -> x509.NameAttribute[str | bytes] | None:
+def _single(csr: _Described, oid: x509.ObjectIdentifier, label: str) -> x509.NameAttribute[str | bytes] | None:
     found = csr.subject.get_attributes_for_oid(oid)
     if len(found) > 1:
         raise InvalidRequest(f"the CSR subject has {len(found)} {label} attributes; at most one is allowed")
     return found[0] if found else None
 
 
-def _org_subject(
-    csr: x509.CertificateSigningRequest, smki: ProfileParameters
-) -> tuple[x509.Name, RemotePartyRole, Eui64]:
+def _org_subject(csr: _Described, smki: ProfileParameters) -> tuple[x509.Name, RemotePartyRole, Eui64]:
     allowed = {NameOID.COMMON_NAME, NameOID.ORGANIZATIONAL_UNIT_NAME, NameOID.X500_UNIQUE_IDENTIFIER}
     extra = [a.oid.dotted_string for a in csr.subject if a.oid not in allowed]
     if extra:
@@ -130,7 +137,7 @@ def _org_subject(
 
 
 def _tls_names(
-    csr: x509.CertificateSigningRequest, profile: Profile
+    csr: _Described, profile: Profile
 ) -> tuple[x509.Name, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     san = _requested_san(csr)
     dns = tuple(san.get_values_for_type(x509.DNSName)) if san else ()
@@ -187,6 +194,25 @@ def check_csr(
     public_key = check_public_key(profile, csr.public_key())
     if not csr.is_signature_valid:
         raise InvalidRequest("the CSR signature does not verify (no proof of possession)")
+    return _checked(profile, csr, public_key, smki, key_usage)
+
+
+def check_reissue(profile: Profile, certificate: x509.Certificate, smki: ProfileParameters) -> CheckedRequest:
+    """The request behind a certificate being reissued under a new CA (issuing-CA recovery): the same key
+    and identity, re-checked against today's profile. Possession was proven when it was first issued."""
+    if profile.is_ca:
+        raise InvalidRequest(f"profile {profile.name} makes CA certificates; a CA is re-certified, not reissued")
+    public_key = check_public_key(profile, certificate.public_key())
+    return _checked(profile, certificate, public_key, smki, None)
+
+
+def _checked(
+    profile: Profile,
+    csr: _Described,
+    public_key: SubjectPublicKey,
+    smki: ProfileParameters,
+    key_usage: KeyUsageChoice | None,
+) -> CheckedRequest:
     rule = profile.subject_rule
     if rule is SubjectRule.SMKI_DEVICE:
         return CheckedRequest(

@@ -6,6 +6,7 @@ from mpki.store.client_certificates import ClientCertificateRepository
 from mpki.store.db import Database
 from mpki.store.migrate import is_current, upgrade, wipe
 from mpki.store.portal_repositories import LoginThrottleRepository, PortalSessionRepository, StoredReportRepository
+from mpki.store.recovery_repositories import DeviceFlagRepository, RecoveryCertificates, RecoveryRepository
 from mpki.store.report_queries import BatchLine, CertificateFigures, ReportQueries, RequestCounts, Turnarounds
 from mpki.store.repositories import (
     AuditRepository,
@@ -38,6 +39,7 @@ from mpki.store.schema import (
     CertificateRequest,
     ClientCertificate,
     Crl,
+    DeviceFlag,
     IssuedCertificate,
     LoginThrottle,
     OcspResponder,
@@ -45,6 +47,8 @@ from mpki.store.schema import (
     Organisation,
     Person,
     PortalSession,
+    RecoveryItem,
+    RecoveryRecord,
     SerialReservation,
     StoredReport,
 )
@@ -87,6 +91,8 @@ __all__ = [
     "Crl",
     "CrlRepository",
     "Database",
+    "DeviceFlag",
+    "DeviceFlagRepository",
     "IssuedCertificate",
     "LoginThrottle",
     "LoginThrottleRepository",
@@ -101,6 +107,10 @@ __all__ = [
     "PortalSession",
     "PortalSessionRepository",
     "QueueLine",
+    "RecoveryCertificates",
+    "RecoveryItem",
+    "RecoveryRecord",
+    "RecoveryRepository",
     "ReportQueries",
     "RepositoryQueries",
     "RequestCounts",

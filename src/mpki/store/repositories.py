@@ -160,6 +160,36 @@ class CertificateRepository:
     def count(self) -> int:
         return int(self.session.scalar(select(func.count()).select_from(IssuedCertificate)) or 0)
 
+    def by_serials(self, ca_id: int, serials: Sequence[str]) -> list[IssuedCertificate]:
+        found: list[IssuedCertificate] = []
+        for start in range(0, len(serials), 500):
+            found.extend(
+                self.session.scalars(
+                    select(IssuedCertificate).where(
+                        IssuedCertificate.ca_id == ca_id,
+                        IssuedCertificate.serial.in_(list(serials[start : start + 500])),
+                    )
+                )
+            )
+        return found
+
+    def supersede_live(self, ids: Sequence[int]) -> int:
+        """Mark superseded those still issued and unrevoked; the count tells the caller whether all were."""
+        moved = 0
+        for start in range(0, len(ids), 500):
+            result = self.session.execute(
+                update(IssuedCertificate)
+                .where(
+                    IssuedCertificate.id.in_(list(ids[start : start + 500])),
+                    IssuedCertificate.status == "issued",
+                    IssuedCertificate.revoked_at.is_(None),
+                )
+                .values(status="superseded")
+                .execution_options(synchronize_session=False)
+            )
+            moved += int(getattr(result, "rowcount", 0))
+        return moved
+
     def set_status(self, ids: Sequence[int], status: str) -> None:
         if ids:
             self.session.execute(
