@@ -13,7 +13,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mpki.asn1.tamp import StatusQuery, StatusResponse, TampUpdate, TampUpdateConfirm
+from mpki.asn1.tamp import (
+    CommunityUpdate,
+    CommunityUpdateConfirm,
+    SequenceNumberAdjust,
+    SequenceNumberAdjustConfirm,
+    StatusCode,
+    StatusQuery,
+    StatusResponse,
+    TampUpdate,
+    TampUpdateConfirm,
+)
 from mpki.config import Settings
 from mpki.store import Database
 from mpki.tams import parse, parse_verified
@@ -171,6 +181,7 @@ def test_update_status_query_and_refusals(mpki, env: dict[str, str], settings: S
         check=True,
     )
     mpki("tams", "endpoint", "process", str(tmp_path / "again.der"), check=True)
+    wrong = tmp_path / "wrong2.der"
     run = mpki(
         "tams",
         "build",
@@ -201,6 +212,9 @@ def test_update_status_query_and_refusals(mpki, env: dict[str, str], settings: S
     assert {(n.key_id.hex(), n.seq_num) for n in response.seq_numbers or ()} >= {(root_key_id, 4)}
     assert "2.16.840.1.101.2.1.2.77.2" in _openssl_print(tmp_path / "status.der")
 
+    run = mpki("tams", "build", "status-query", "--terse", "--out", str(query), check=False)
+    assert run.returncode == 1 and f"output {query} already exists" in _error_line(run.stderr)  # never overwritten
+    query = tmp_path / "query-terse.der"
     run = mpki("tams", "build", "status-query", "--terse", "--out", str(query), check=True)
     assert "seq 5" in run.stdout
     mpki("tams", "endpoint", "process", str(query), "-o", str(tmp_path / "terse.der"), check=True)
@@ -287,7 +301,144 @@ def test_endpoint_in_its_own_directory(mpki, tmp_path: Path) -> None:  # type: i
     mpki("tams", "build", "status-query", "--target", "community:1.3.6.1.4.1.99999.1", "--out", str(query), check=True)
     run = mpki("tams", "endpoint", "process", str(query), "--dir", str(where))
     assert run.returncode == 1 and "incorrectTarget (23)" in run.stdout, run
+    query = tmp_path / "q2.der"
     mpki("tams", "build", "status-query", "--out", str(query), check=True)
     run = mpki("tams", "endpoint", "process", str(query), "--dir", str(where))
     assert run.returncode == 0 and "answered TAMPStatusQuery seq 2" in run.stdout, run
     assert _show(mpki, "--dir", str(where))["sequence_numbers"][0]["seq_num"] == 2
+
+
+def test_community_update_and_sequence_adjust(mpki, env: dict[str, str], settings: Settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    home = Path(env["MPKI_HOME"])
+    mpki("init", "--dev", check=True)
+    mpki("ca", "export", "smki-root", "-o", str(tmp_path / "smki-root.pem"), check=True)
+    root = x509.load_pem_x509_certificate((tmp_path / "smki-root.pem").read_bytes())
+    mpki("tams", "endpoint", "init", check=True)
+    north, south = "1.3.6.1.4.1.99999.1.1", "1.3.6.1.4.1.99999.1.2"
+
+    # Join two communities: accepted, shown, checked by openssl and by the signer's certificate.
+    join = tmp_path / "join.der"
+    run = mpki("tams", "build", "community-update", "--add", north, "--add", south, "--out", str(join), check=True)
+    assert "TAMPCommunityUpdate seq 1 signed by smki-root" in run.stdout and f"add community {south}" in run.stdout
+    assert "eContentType: undefined (2.16.840.1.101.2.1.2.77.7)" in _openssl_print(join)
+    _openssl_verify(join, tmp_path / "smki-root.pem")
+    message, _ = parse_verified(join.read_bytes(), root.public_key())  # type: ignore[arg-type]
+    assert isinstance(message, CommunityUpdate) and message.add == (north, south) and message.remove is None
+    run = mpki("tams", "endpoint", "process", str(join))
+    assert run.returncode == 0, run
+    assert run.stdout.startswith("accepted TAMPCommunityUpdate seq 1: TAMPCommunityUpdateConfirm success"), run
+    answer, _ = parse_verified((tmp_path / "join.answer.der").read_bytes(), _store_key(home))
+    assert isinstance(answer, CommunityUpdateConfirm) and answer.communities == (north, south)
+    assert _show(mpki)["communities"] == [north, south]
+
+    # The same file again is a replay; nothing changes.
+    before = (home / "tams/endpoint/store.json").read_bytes()
+    run = mpki("tams", "endpoint", "process", str(join), "--out", str(tmp_path / "replay.der"))
+    assert run.returncode == 1 and "refused TAMPCommunityUpdate seq 1: seqNumFailure (21)" in run.stdout, run
+    assert (home / "tams/endpoint/store.json").read_bytes() == before
+
+    # A message for one of its communities now reaches the store; leaving a community it is not in fails
+    # the whole update (exit 1), and leaving one it is in works.
+    query = tmp_path / "query.der"
+    mpki("tams", "build", "status-query", "--target", f"community:{south}", "--out", str(query), check=True)
+    mpki("tams", "endpoint", "process", str(query), check=True)
+    leave = tmp_path / "leave.der"
+    mpki(
+        "tams", "build", "community-update", "--remove", "1.3.6.1.4.1.99999.1.3", "--remove", north,
+        "--out", str(leave), check=True,
+    )  # fmt: skip
+    run = mpki("tams", "endpoint", "process", str(leave))
+    assert run.returncode == 1 and "refused TAMPCommunityUpdate seq 3: TAMPCommunityUpdateConfirm" in run.stdout, run
+    assert "communityUpdateFailed" in run.stdout and _show(mpki)["communities"] == [north, south]
+    leave2 = tmp_path / "leave2.der"
+    mpki("tams", "build", "community-update", "--remove", north, "--out", str(leave2), check=True)
+    mpki("tams", "endpoint", "process", str(leave2), check=True)
+    assert _show(mpki)["communities"] == [south]
+
+    # A status query signed now but delivered late...
+    late = tmp_path / "late.der"
+    run = mpki("tams", "build", "status-query", "--out", str(late), check=True)
+    assert "seq 5 " in run.stdout
+    # ...is refused once a SequenceNumberAdjust has told the store the signer's current number.
+    adjust = tmp_path / "adjust.der"
+    run = mpki("tams", "build", "seq-adjust", "--out", str(adjust), check=True)
+    assert "SequenceNumberAdjust seq 6 signed by smki-root" in run.stdout, run
+    assert "eContentType: undefined (2.16.840.1.101.2.1.2.77.10)" in _openssl_print(adjust)
+    _openssl_verify(adjust, tmp_path / "smki-root.pem")
+    message, _ = parse_verified(adjust.read_bytes(), root.public_key())  # type: ignore[arg-type]
+    assert isinstance(message, SequenceNumberAdjust) and message.msg_ref.seq_num == 6
+    run = mpki("tams", "endpoint", "process", str(adjust))
+    assert run.returncode == 0, run
+    assert run.stdout.startswith("accepted SequenceNumberAdjust seq 6: SequenceNumberAdjustConfirm success"), run
+    answer, _ = parse_verified((tmp_path / "adjust.answer.der").read_bytes(), _store_key(home))
+    assert isinstance(answer, SequenceNumberAdjustConfirm) and answer.status == StatusCode.success
+    assert _show(mpki)["sequence_numbers"][0]["seq_num"] == 6
+    run = mpki("tams", "endpoint", "process", str(late))
+    assert run.returncode == 1 and "refused TAMPStatusQuery seq 5: seqNumFailure (21)" in run.stdout, run
+    run = mpki("tams", "endpoint", "process", str(adjust), "--out", str(tmp_path / "again.der"))
+    assert run.returncode == 1 and "refused SequenceNumberAdjust seq 6: seqNumFailure (21)" in run.stdout, run
+
+    # --above moves the counter past a number a store reports (say, after a restore lost the counter).
+    skip = tmp_path / "skip.der"
+    run = mpki("tams", "build", "seq-adjust", "--above", "100", "--out", str(skip), "--target", "all", check=True)
+    assert "SequenceNumberAdjust seq 101 " in run.stdout
+    run = mpki("tams", "build", "seq-adjust", "--above", "50", "--out", str(tmp_path / "adjust2.der"), check=True)
+    assert "SequenceNumberAdjust seq 102 " in run.stdout  # never lowered
+    mpki("tams", "endpoint", "process", str(tmp_path / "adjust2.der"), check=True)
+    run = mpki("tams", "endpoint", "process", str(skip))
+    assert run.returncode == 1 and "seqNumFailure (21)" in run.stdout, run
+
+    assert _counters(settings) == {"smki-root": 102}
+    listing = json.loads(mpki("tams", "sequence-numbers", "--json", check=True).stdout)
+    root_key_id = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex()
+    assert listing == [{"ca": "smki-root", "key_id": root_key_id, "last": 102}]
+    assert f"smki-root (key id {root_key_id}): 102" in mpki("tams", "sequence-numbers", check=True).stdout
+    assert _audit_actions(mpki).count("tams.message.signed") == 8
+
+
+def test_new_build_commands_refuse_bad_input(mpki, env: dict[str, str], settings: Settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    mpki("init", "--dev", check=True)
+    out = tmp_path / "out.der"
+    out.write_bytes(b"keep")
+    audit = _audit_actions(mpki)
+    community = ("tams", "build", "community-update")
+    adjust = ("tams", "build", "seq-adjust")
+    fresh = str(tmp_path / "fresh.der")
+    cases: list[tuple[tuple[str, ...], str]] = [
+        ((*community, "--out", fresh), "at least one --add OID or --remove OID"),
+        ((*community, "--add", "north", "--out", fresh), "--add 'north' is not an object identifier"),
+        ((*community, "--remove", "1.2.x", "--out", fresh), "--remove '1.2.x' is not an object identifier"),
+        ((*community, "--add", "1.2.3", "--remove", "1.2.3", "--out", fresh), "1.2.3 is both added and removed"),
+        ((*community, "--add", "1.2.3", "--target", "uri:x", "--out", fresh), "neither 'all' nor"),
+        ((*community, "--add", "1.2.3", "--signer", "no-such-ca", "--out", fresh), "no CA named 'no-such-ca'"),
+        ((*community, "--add", "1.2.3", "--out", str(tmp_path)), "is a directory"),
+        ((*community, "--add", "1.2.3", "--out", str(out)), "already exists"),
+        ((*adjust, "--out", str(out)), "already exists"),
+        ((*adjust, "--out", str(tmp_path / "no" / "dir.der")), "does not exist"),
+        ((*adjust, "--above", "-1", "--out", fresh), "--above takes a sequence number, not -1"),
+        ((*adjust, "--target", "community:", "--out", fresh), "neither 'all' nor"),
+        ((*adjust, "--signer", "no-such-ca", "--out", fresh), "no CA named 'no-such-ca'"),
+    ]
+    for args, expected in cases:
+        run = mpki(*args)
+        assert run.returncode == 1, (args, run)
+        assert expected in _error_line(run.stderr), (args, run.stderr)
+        assert run.stdout == "", (args, run.stdout)
+    assert out.read_bytes() == b"keep" and not Path(fresh).exists()
+    assert _counters(settings) == {}
+    assert _audit_actions(mpki) == audit
+
+
+def test_old_counter_file_is_taken_over(mpki, env: dict[str, str], settings: Settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    home = Path(env["MPKI_HOME"])
+    mpki("init", "--dev", check=True)
+    mpki("ca", "export", "smki-root", "-o", str(tmp_path / "smki-root.pem"), check=True)
+    root = x509.load_pem_x509_certificate((tmp_path / "smki-root.pem").read_bytes())
+    key_id = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex()
+    legacy = home / "tams/sequence-numbers.json"
+    legacy.parent.mkdir(parents=True, exist_ok=True)
+    legacy.write_text(json.dumps({"format": 1, "signers": {key_id: {"ca": "smki-root", "last": 41}}}))
+    run = mpki("tams", "build", "seq-adjust", "--out", str(tmp_path / "adjust.der"), check=True)
+    assert "SequenceNumberAdjust seq 42 " in run.stdout  # after the file's 41, never one it gave out
+    assert not legacy.exists() and (home / "tams/sequence-numbers.json.imported").exists()
+    assert _counters(settings) == {"smki-root": 42}

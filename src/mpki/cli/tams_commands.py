@@ -30,11 +30,13 @@ from mpki.asn1.tamp import (
     AllModules,
     ApexUpdateConfirm,
     CommunityTarget,
+    CommunityUpdate,
     CommunityUpdateConfirm,
     ContentType,
     Message,
     MsgRef,
     RemoveAnchor,
+    SequenceNumberAdjust,
     SequenceNumberAdjustConfirm,
     StatusCode,
     StatusQuery,
@@ -197,20 +199,31 @@ class Signed:
     ca: str
 
 
-def sign_numbered(signer: str | None, out: Path, make: Callable[[int], Message]) -> Signed:
+def sign_numbered(signer: str | None, out: Path, make: Callable[[int], Message], at_least: int | None = None) -> Signed:
     """Sign `make(next sequence number)` with the CA's key, check the signature against its certificate,
-    write it to `out` and audit it. Every check that can refuse runs before the number is reserved."""
+    write it to `out` and audit it. Every check that can refuse runs before the number is reserved.
+    `at_least` first raises the signer's counter (never lowers it), so the number is above it.
+    An existing `out` is never overwritten: it may be a signed message not yet delivered."""
     check_out(out)
+    if out.exists():
+        raise InvalidRequest(f"output {out} already exists")
     installation = authority()
     view = signing_ca(installation, signer)
     anchor = TrustAnchor.from_certificate(view.certificate_der)
     key = installation.keystore.signing_key(view.key_id)  # fails now if the key is missing, not after reserving
-    seq_num = sequence_numbers(installation).reserve(anchor.key_id, view.name)
+    numbers = sequence_numbers(installation)
+    if at_least is not None:
+        numbers.set_at_least(anchor.key_id, view.name, at_least)
+    seq_num = numbers.reserve(anchor.key_id, view.name)
     message = make(seq_num)
     # The signer is named by its certificate's subjectKeyIdentifier: that is how a store finds the anchor.
     der = sign_message(message, key, key_id=anchor.key_id, signing_time=utcnow())
     parse_verified(der, anchor)
-    out.write_bytes(der)
+    try:
+        with out.open("xb") as handle:  # exclusive: a file made meanwhile is not overwritten either
+            handle.write(der)
+    except FileExistsError:
+        raise InvalidRequest(f"output {out} already exists (sequence number {seq_num} is left unused)") from None
     with installation.database.transaction() as session:
         append(
             session,
@@ -284,6 +297,86 @@ def build_status_query(
 
     signed = sign_numbered(signer, out, make)
     report_signed(make(signed.seq_num), signed, out)
+
+
+def parse_communities(values: list[str], option: str) -> tuple[str, ...]:
+    """Community identifiers (OIDs) in the order given, each once; anything else is refused."""
+    communities = tuple(dict.fromkeys(v.strip() for v in values))
+    for community in communities:
+        try:
+            encode_oid(community)
+        except InvalidRequest:
+            raise InvalidRequest(f"{option} {community!r} is not an object identifier") from None
+    return communities
+
+
+@build_app.command("community-update")
+@clean_errors
+def build_community_update(
+    add: list[str] = typer.Option([], "--add", help="Community (an OID) the stores join."),
+    remove: list[str] = typer.Option([], "--remove", help="Community (an OID) the stores leave."),
+    out: Path = OUT_OPTION,
+    signer: str | None = SIGNER_OPTION,
+    target: str = TARGET_OPTION,
+) -> None:
+    """A TAMPCommunityUpdate: stores leave the --remove communities, then join the --add ones."""
+    if not add and not remove:
+        raise InvalidRequest("give at least one --add OID or --remove OID")
+    added, removed = parse_communities(add, "--add"), parse_communities(remove, "--remove")
+    both = sorted(set(added) & set(removed))
+    if both:
+        raise InvalidRequest(f"community {both[0]} is both added and removed")
+    msg_target = parse_target(target)
+
+    def make(seq_num: int) -> CommunityUpdate:
+        return CommunityUpdate(MsgRef(msg_target, seq_num), remove=removed or None, add=added or None)
+
+    signed = sign_numbered(signer, out, make)
+    report_signed(make(signed.seq_num), signed, out)
+    for community in removed:
+        console.print(f"  remove community {community}")
+    for community in added:
+        console.print(f"  add community {community}")
+
+
+@build_app.command("seq-adjust")
+@clean_errors
+def build_seq_adjust(
+    out: Path = OUT_OPTION,
+    above: int | None = typer.Option(
+        None,
+        "--above",
+        help="First raise the signer's counter to this number (say, the last a store reports it accepted), "
+        "so the message carries a larger one.",
+    ),
+    signer: str | None = SIGNER_OPTION,
+    target: str = TARGET_OPTION,
+) -> None:
+    """A SequenceNumberAdjust: tells stores the signer's current sequence number, so that any message it
+    signed earlier and that is still on its way is refused as a replay."""
+    if above is not None and above < 0:
+        raise InvalidRequest(f"--above takes a sequence number, not {above}")
+    msg_target = parse_target(target)
+
+    def make(seq_num: int) -> SequenceNumberAdjust:
+        return SequenceNumberAdjust(MsgRef(msg_target, seq_num))
+
+    signed = sign_numbered(signer, out, make, at_least=above)
+    report_signed(make(signed.seq_num), signed, out)
+
+
+@app.command("sequence-numbers")
+@clean_errors
+def sequence_numbers_show(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text.")) -> None:
+    """The last TAMP sequence number this installation gave out for each signer key."""
+    counters = sequence_numbers(authority()).all()
+    view = [{"ca": c.ca, "key_id": c.key_id.hex(), "last": c.last} for c in counters]
+    if as_json:
+        print(json.dumps(view, indent=2))
+        return
+    console.print(f"sequence numbers ({len(view)}):")
+    for entry in view:
+        console.print(f"  {entry['ca']} (key id {entry['key_id']}): {entry['last']}")
 
 
 # ----- the reference store ---------------------------------------------------------------------------
