@@ -4,6 +4,10 @@ by policy and handed to the CA, with a result and an audit event for every item.
 Bad items are rejected with their reason; suspicious device items (the EUI-64 and key usage already
 have a live certificate or a request in flight) are held for an RA agent; a public key that is already
 certified is rejected. The checks run set-based over the whole batch, a chunk at a time.
+
+A device flagged by a device-key-compromise recovery is always held, whatever the organisation's rule:
+its re-enrolment goes past the duplicate hold only with an RA agent's approval, which clears the flag
+and supersedes the certificates the recovery marked not in use.
 """
 
 from __future__ import annotations
@@ -27,9 +31,13 @@ from mpki.ra.views import BatchView, RequestView
 from mpki.store import (
     Batch,
     BatchRepository,
+    CaRepository,
+    CertificateRepository,
     Database,
+    DeviceFlagRepository,
     Organisation,
     OrganisationRepository,
+    RecoveryCertificates,
     RequestRepository,
 )
 
@@ -266,6 +274,7 @@ class Registration:
             requests = RequestRepository(session)
             certified = requests.certified_keys(set(digests.values()))
             open_pairs = requests.open_identities(set(pairs.values()), exclude_batch=batch_id)
+            flagged = DeviceFlagRepository(session).flagged(sorted({eui for eui, _ in pairs.values()}))
         rule = approval_rule(org, profile_name)
         for request_id, checked in checked_by_id.items():
             digest = digests[request_id]
@@ -288,6 +297,10 @@ class Registration:
                 continue
             seen.keys.add(digest)
             pair = pairs.get(request_id)
+            if pair is not None and pair[0] in flagged:
+                seen.pairs.add(pair)
+                outcome[request_id] = {"status": "pending", **identity, "hold_reason": _flag_reason(pair[0], flagged)}
+                continue
             if pair is not None and pair != replaced_pair and (pair in open_pairs or pair in seen.pairs):
                 outcome[request_id] = {
                     "status": "pending",
@@ -398,10 +411,14 @@ class Registration:
         actor: str,
         organisation_id: int | None,
         replaces: dict[int, str] | None = None,
+        *,
+        re_enrolment: bool = False,
     ) -> int:
         """Hand approved requests to the CA; returns how many were issued (the rest are marked failed).
 
         A certificate that a renewal, re-key or update replaces is marked superseded once its successor exists.
+        `re_enrolment` (an RA agent's decision, never policy) lets a flagged device's new certificate clear
+        its flag.
         """
         if not request_ids:
             return 0
@@ -427,7 +444,58 @@ class Registration:
             old = (replaces or {}).get(rid)
             if old:
                 self.authority.supersede(old, by_serial=new_serial, actor=actor)
+        if re_enrolment and profile == "smki-device":
+            devices = [
+                (rid, r.certificate.eui64, r.certificate.serial)
+                for rid, r in zip(request_ids, results, strict=True)
+                if r.certificate is not None and r.certificate.eui64
+            ]
+            self._settle_re_enrolments(devices, actor)
         return len(successors)
+
+    def _settle_re_enrolments(self, issued: list[tuple[int, str, str]], actor: str) -> None:
+        """For each flagged device that just got an approved certificate: clear the flag and supersede the
+        certificates the recovery marked not in use, with the audit events, in one transaction."""
+        if not issued:
+            return
+        now = utcnow()
+        with self.database.transaction() as session:
+            flags = DeviceFlagRepository(session)
+            flagged = flags.flagged([eui for _, eui, _ in issued])
+            records: list[AuditRecord] = []
+            for request_id, eui64, new_serial in issued:
+                if eui64 not in flagged or not flags.clear(eui64, new_serial, now):
+                    continue  # not flagged, or already cleared by an earlier serial of this call or another node
+                old_rows = RecoveryCertificates(session).not_in_use_of_device(eui64)
+                old = [(row.id, row.serial, row.ca_id) for row in old_rows]
+                CertificateRepository(session).supersede_live([row_id for row_id, _, _ in old])
+                cas = CaRepository(session)
+                records += [
+                    AuditRecord(
+                        action="certificate.superseded",
+                        actor=actor,
+                        ca=cas.by_id(ca_id).name,
+                        serial=serial,
+                        details={"superseded_by": new_serial, "reason": "device re-enrolled after key compromise"},
+                    )
+                    for _, serial, ca_id in old
+                ]
+                records.append(
+                    AuditRecord(
+                        action="device.re_enrolled",
+                        actor=actor,
+                        serial=new_serial,
+                        request_id=request_id,
+                        details={
+                            "eui64": eui64,
+                            "recovery": flagged[eui64],
+                            "new_serial": new_serial,
+                            "superseded": [serial for _, serial, _ in old],
+                        },
+                    )
+                )
+            if records:
+                append(session, records, at=now)
 
     # ----- decisions ----------------------------------------------------------------------------
 
@@ -490,7 +558,9 @@ class Registration:
             organisation_id = row.organisation_id
         if approve:
             replaces = {request_id: replaced} if replaced else None
-            issued = self._issue([request_id], {request_id: csr}, profile, principal.actor, organisation_id, replaces)
+            issued = self._issue(
+                [request_id], {request_id: csr}, profile, principal.actor, organisation_id, replaces, re_enrolment=True
+            )
             if batch_id is not None:
                 with self.database.transaction() as session:
                     batch = BatchRepository(session).by_id(batch_id)
@@ -547,6 +617,13 @@ class Registration:
         _, items = self.batch(principal, batch_id)
         by_request = self.authority.certificates_for_requests([item.id for item in items if item.serial])
         return [by_request[item.id] for item in items if item.id in by_request]
+
+
+def _flag_reason(eui64: str, flagged: dict[str, int]) -> str:
+    return (
+        f"device EUI-64 {eui64} was flagged by recovery {flagged[eui64]} (device key compromise): "
+        "re-enrolment needs RA approval"
+    )
 
 
 def approval_rule(org: Organisation, profile: str) -> str:

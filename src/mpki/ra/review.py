@@ -19,6 +19,7 @@ from mpki.store import (
     ConflictingCertificate,
     ConflictingRequest,
     Database,
+    DeviceFlagRepository,
     OrganisationRepository,
     OrganisationTally,
     QueueLine,
@@ -76,6 +77,8 @@ class RequestReview:
     duplicate_hold: bool
     conflicting_certificates: list[ConflictingCertificate] = field(default_factory=list)
     conflicting_requests: list[ConflictingRequest] = field(default_factory=list)
+    # The recovery that flagged the device (device key compromise), while the flag stands.
+    flagged_by_recovery: int | None = None
 
     @property
     def pending(self) -> bool:
@@ -162,10 +165,12 @@ class ReviewDesk:
             )
             certificates: list[ConflictingCertificate] = []
             in_flight: list[ConflictingRequest] = []
+            flagged_by: int | None = None
             if row.profile == "smki-device" and row.eui64 and row.key_usage:
                 queries = ReviewQueries(session)
                 certificates = queries.live_certificates(row.eui64, row.key_usage)
                 in_flight = queries.requests_in_flight(row.eui64, row.key_usage, exclude_id=row.id)
+                flagged_by = DeviceFlagRepository(session).flagged([row.eui64]).get(row.eui64)
             # Held by the duplicate-device check, or (held for another reason) still sharing its identity.
             duplicate = row.status == "pending" and ("duplicate" in (row.hold_reason or "") or bool(certificates))
             return RequestReview(
@@ -192,6 +197,7 @@ class ReviewDesk:
                 duplicate_hold=duplicate,
                 conflicting_certificates=certificates,
                 conflicting_requests=in_flight,
+                flagged_by_recovery=flagged_by,
             )
 
     def tallies(self, principal: Principal) -> list[OrganisationTally]:
