@@ -17,6 +17,7 @@ from mpki.cli import (
     csr_commands,
     keys_commands,
     ra_commands,
+    recovery_commands,
     report_commands,
     status_commands,
     tams_commands,
@@ -43,6 +44,7 @@ app.add_typer(ra_commands.request_app, name="request")
 app.add_typer(ra_commands.batch_app, name="batch")
 app.add_typer(ceremony_commands.app, name="ceremony")
 app.add_typer(tams_commands.app, name="tams")
+app.add_typer(recovery_commands.app, name="recovery")
 app.command("bootstrap")(ceremony_commands.bootstrap)
 app.command("reinitialise")(ceremony_commands.reinitialise)
 app.command("issue")(cert_commands.issue)
