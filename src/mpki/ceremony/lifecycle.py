@@ -15,6 +15,7 @@ from cryptography import x509
 from mpki.audit import export_jsonl, verify_chain
 from mpki.ca.custody import prove_signs_for
 from mpki.ca.runtime import open_authority, open_database
+from mpki.ceremony.dev import DEV_UNWRAP_KEY
 from mpki.ceremony.installation import FILE as INSTALLATION_FILE
 from mpki.ceremony.installation import bound_values, unbind_installation
 from mpki.ceremony.runner import CeremonyResult, StepHook, run_ceremony
@@ -89,10 +90,10 @@ def reinitialise(env: Mapping[str, str]) -> list[str]:
         if path.exists():
             shutil.rmtree(path)
             done.append(f"removed {path}")
-    record = settings.home / "dev-ceremony-record.json"
-    if record.exists():
-        record.unlink()
-        done.append(f"removed {record}")
+    for leftover in (settings.home / "dev-ceremony-record.json", settings.home / DEV_UNWRAP_KEY):
+        if leftover.exists():
+            leftover.unlink()
+            done.append(f"removed {leftover}")
     if unbind_installation(settings.home):
         done.append(f"removed the ceremony's keystore and environment binding from {settings.home / INSTALLATION_FILE}")
     return done

@@ -309,12 +309,14 @@ def _make_contingency(
     contingency = spec.contingency
     policy = contingency.quorum
     secret, files = _split_quorum(spec, policy, contingency.custodians, shares_dir, "contingency-", passphrases, step)
-    CustodyRegistry(settings.keys_dir).register_group(
-        policy.group, policy.threshold, policy.shares, spec.ceremony, secret
-    )
+    registry = CustodyRegistry(settings.keys_dir)
+    registry.register_group(policy.group, policy.threshold, policy.shares, spec.ceremony, secret)
     vault = ContingencyVault(settings.keys_dir, spec.backend, settings.pkcs11_module)
     keystore = vault.create(secret)
-    info = keystore.generate("apex-contingency", KeyAlgorithm.EC_P256, vault.token())
+    token = vault.token()
+    if token is not None:
+        registry.register_token(token, policy.group)
+    info = keystore.generate("apex-contingency", KeyAlgorithm.EC_P256, token)
     unwrap_key = os.urandom(UNWRAP_KEY_BYTES)
     unwrap_sha256 = write_unwrap_key(unwrap_key_path, unwrap_key, contingency.apex)
     wrapped = wrap_public_key(info.public_key(), unwrap_key)

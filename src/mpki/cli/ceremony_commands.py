@@ -32,10 +32,15 @@ def run(
     ceremony_file: Path = typer.Argument(..., help="Declarative ceremony file (YAML)."),
     shares_dir: Path = typer.Option(..., "--shares-dir", help="Where each custodian's share file is written."),
     record: Path = typer.Option(..., "--record", help="Where the signed ceremony record is written."),
+    unwrap_key_out: Path | None = typer.Option(
+        None,
+        "--unwrap-key-out",
+        help="With a contingency key: where its unwrap key is written (default beside the record); keep it apart.",
+    ),
 ) -> None:
     """Run a key ceremony: quorum, tokens, CA keys and certificates, a signed record in the audit chain."""
     spec = CeremonySpec.load(ceremony_file)
-    result = run_ceremony(spec, os.environ, shares_dir, record, on_step=show_step)
+    result = run_ceremony(spec, os.environ, shares_dir, record, on_step=show_step, unwrap_key_path=unwrap_key_out)
     console.print(f"record {result.record_path} (sha256 {result.record_sha256})")
     for path in result.share_files:
         console.print(f"share file for one custodian: {path}  <- hand it over, never keep two together")

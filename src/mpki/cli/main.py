@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from mpki.ceremony import run_dev_ceremony
+from mpki.ceremony.dev import DEV_UNWRAP_KEY
 from mpki.cli import (
     audit_commands,
     ca_commands,
@@ -70,8 +71,8 @@ def init(dev: bool = typer.Option(False, "--dev", help="Create the insecure deve
     if SoftwareKeyStore.exists(current.keys_dir):
         raise fail(f"the development hierarchy already exists in {current.home} (keystore {current.keys_dir})")
     errors.print(
-        "warning: INSECURE development ceremony: software keys, and all three quorum shares side by side in "
-        f"{current.home / 'dev-shares'}; never use this for anything real",
+        "warning: INSECURE development ceremony: software keys, and every quorum share (the CA keys' and the "
+        f"contingency key's) side by side in {current.home / 'dev-shares'}; never use this for anything real",
         markup=False,
     )
     result = run_dev_ceremony(os.environ, current.home, on_step=ceremony_commands.show_step)
@@ -81,6 +82,10 @@ def init(dev: bool = typer.Option(False, "--dev", help="Create the insecure deve
         issues = f" issues {','.join(view.issues_profiles)}" if view.issues_profiles else ""
         console.print(f"created CA {view.name} ({view.profile}) {view.subject}{issues}")
     console.print(f"ceremony record: {result.record_path}")
+    console.print(
+        f"apex contingency key: its own keystore in {current.keys_dir / 'contingency'} behind a 3-of-5 quorum "
+        f"(shares in {current.home / 'dev-shares'}, not activated); unwrap key in {current.home / DEV_UNWRAP_KEY}"
+    )
     accounts_file, accounts = create_dev_accounts(authority().database, current.home)
     console.print(f"portal accounts (demo organisation {DEMO_ORGANISATION}), also in {accounts_file}:")
     for account in accounts:
