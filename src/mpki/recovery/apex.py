@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 from cryptography import x509
 
 from mpki.asn1.tamp import WRAPPED_APEX_CONTIN_KEY_EXT, AllModules, ApexContingencyKey, ApexUpdate, MsgRef, TrustAnchor
-from mpki.domain import InvalidRequest, KeyStoreError
-from mpki.keys import KeyAlgorithm
+from mpki.domain import InvalidRequest, KeyStoreError, utcnow
+from mpki.keys import KeyAlgorithm, KeyInfo, KeyStore
 from mpki.keys.contingency import (
     GROUP,
     UNWRAP_KEY_BYTES,
@@ -28,7 +29,10 @@ from mpki.recovery.context import RecoveryContext, Run
 from mpki.recovery.messages import sign_for_endpoints
 from mpki.recovery.records import RecoveryView, Scenario
 from mpki.recovery.roots import check_new_root, replace_root
+from mpki.store import RecoveryRepository
 from mpki.tams import public_key_id, unwrap_contingency_key
+
+NEW_KEY_ITEM = "contingency-key"
 
 
 def vault_of(context: RecoveryContext) -> ContingencyVault:
@@ -64,6 +68,27 @@ def _wrapped_key(certificate_der: bytes) -> ApexContingencyKey:
     return ApexContingencyKey.decode(extension.value.value)
 
 
+def _new_contingency_key(job: Run, vault_keys: KeyStore, token: str | None) -> tuple[KeyInfo, bytes, Path]:
+    """The new apex's contingency key and its unwrap key; a run resumed after a failure finds the pair
+    an earlier run of this recovery made (recorded as an item) instead of making a second one."""
+    database = job.context.authority.database
+    with database.reader() as session:
+        earlier = [item for item in RecoveryRepository(session).items(job.record.id) if item.kind == NEW_KEY_ITEM]
+    if earlier and earlier[0].replacement:
+        path = Path(earlier[0].replacement)
+        return vault_keys.info(earlier[0].subject), read_unwrap_key(path), path
+    fresh = vault_keys.generate("apex-contingency", KeyAlgorithm.EC_P256, token)
+    unwrap_key = os.urandom(UNWRAP_KEY_BYTES)
+    path = job.inputs.new_unwrap_key or job.context.work_dir(job.record.id) / "new-contingency-unwrap-key.json"
+    digest = write_unwrap_key(path, unwrap_key, str(job.record.parameters["new_apex"]))
+    with database.transaction() as session:
+        records = RecoveryRepository(session)
+        records.add_items(job.record.id, NEW_KEY_ITEM, [fresh.key_id], utcnow())
+        records.settle_items(job.record.id, NEW_KEY_ITEM, {fresh.key_id: str(path)})
+    job.step("contingency.key_generated", key_id=fresh.key_id, unwrap_key_sha256=digest, unwrap_key_file=str(path))
+    return fresh, unwrap_key, path
+
+
 def run(job: Run) -> dict[str, object]:
     p = job.record.parameters
     context, inputs = job.context, job.inputs
@@ -87,11 +112,8 @@ def run(job: Run) -> dict[str, object]:
         raise InvalidRequest(f"{old_apex.name}'s wrapped key does not unwrap to the vault's contingency key")
     job.step("contingency.activated", key_id=record.key_id, custodians=len(inputs.shares))
 
-    fresh = vault_keys.generate("apex-contingency", KeyAlgorithm.EC_P256, vault.token())
-    new_unwrap = os.urandom(UNWRAP_KEY_BYTES)
-    new_unwrap_path = inputs.new_unwrap_key or context.work_dir(job.record.id) / "new-contingency-unwrap-key.json"
-    new_unwrap_sha256 = write_unwrap_key(new_unwrap_path, new_unwrap, str(p["new_apex"]))
-    job.step("contingency.key_generated", key_id=fresh.key_id, unwrap_key_sha256=new_unwrap_sha256)
+    fresh, new_unwrap, new_unwrap_path = _new_contingency_key(job, vault_keys, vault.token())
+    new_unwrap_sha256 = hashlib.sha256(new_unwrap).hexdigest()
     extension = x509.UnrecognizedExtension(
         x509.ObjectIdentifier(WRAPPED_APEX_CONTIN_KEY_EXT), wrap_public_key(fresh.public_key(), new_unwrap).encode()
     )

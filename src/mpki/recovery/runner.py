@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mpki.domain import MpkiError
+from mpki.domain import KeyStoreError, MpkiError
+from mpki.keys import INACTIVE_MESSAGE
 from mpki.recovery import apex, devices, issuing_ca, organisations, roots
 from mpki.recovery.context import Progress, RecoveryContext, Run, RunInputs, no_progress
 from mpki.recovery.records import RecoveryView, Scenario
@@ -29,6 +30,11 @@ def approve(
 ) -> RecoveryView:
     """Dual control's second half, then the run. A refusal of the run itself (bad inputs, an inactive
     keystore) is recorded as a failed run with its reason, and raised."""
+    if not context.authority.keystore.is_active():
+        # Every procedure but the device one signs with CA keys; refuse before the approval is recorded.
+        view = context.desk.show(recovery_id)
+        if view.scenario is not Scenario.DEVICE:
+            raise KeyStoreError(INACTIVE_MESSAGE)
     record = context.desk.begin(recovery_id, actor=actor)
     job = Run(context, record, inputs or RunInputs(), progress or no_progress)
     try:
