@@ -325,3 +325,16 @@ def test_a_failing_on_stored_hook_stores_nothing_of_the_chunk(authority: Certifi
     with authority.database.reader() as session:
         assert SerialRepository(session).counts().get("abandoned") == len(live)
     assert verify_chain(authority.database).ok
+
+
+def test_a_serial_named_twice_is_refused_once_and_its_neighbours_are_reissued(
+    authority: CertificationAuthority,
+) -> None:
+    first, second = (v.serial for v in issue_org(authority, 2))
+    second_org_ca(authority)
+    authority.retire("smki-org-ca", status="compromised", actor=ACTOR, reason="test")
+    results = authority.reissue("smki-org-ca", [first, second, first], actor=ACTOR)
+    assert [r.ok for r in results] == [True, True, False]
+    assert "certificate " + first + " is named twice" == results[2].error
+    assert counts(authority, "smki-org-ca") == {"superseded": 2}
+    assert counts(authority, "smki-org-ca-2") == {"issued": 2}

@@ -391,9 +391,14 @@ class CertificationAuthority:
             source_id = cas.by_name(old_ca).id
             rows = {row.serial: row for row in CertificateRepository(session).by_serials(source_id, list(serials))}
             targets: dict[str, str] = {}
+            named: set[str] = set()
             for index, serial in enumerate(serials):
                 row = rows.get(serial)
                 try:
+                    if serial in named:
+                        # Reissued twice in one chunk, the supersede count would refuse the whole chunk.
+                        raise InvalidRequest(f"certificate {serial} is named twice")
+                    named.add(serial)
                     if row is None:
                         raise NotFound(f"no certificate {serial} under {old_ca}")
                     if row.status != CertificateStatus.ISSUED.value or row.revoked_at is not None:
