@@ -25,8 +25,12 @@ def stand_up_ca(
     parent: str | None,
     issues: Sequence[str],
     extra_extensions: Sequence[x509.ExtensionType] = (),
+    replaces: CaView | None = None,
 ) -> CaView:
+    """`replaces`: the CA the new one stands in for; on a PKCS#11 keystore its key is made on that CA's token
+    (a keystore with several tokens must be told which)."""
     authority = run.context.authority
+    token = authority.keystore.info(replaces.key_id).token if replaces is not None else None
     record = run.record
     plan = {"name": name, "profile": profile, "common_name": common_name, "parent": parent, "issues": list(issues)}
     builder = RecordBuilder(
@@ -46,6 +50,7 @@ def stand_up_ca(
         issues=issues,
         actor=run.actor,
         extra_extensions=extra_extensions,
+        token=token,
     )
     info = authority.keystore.info(view.key_id)
     builder.step(

@@ -69,6 +69,7 @@ def run(job: Run) -> dict[str, object]:
             common_name=str(p["common_name"]),
             parent=str(p["parent"]),
             issues=list(p["issues"]),
+            replaces=job.context.authority.get_ca(old),
         )
     total = _list_items(job, old, list(p["reissue_profiles"]))
     failures = _reissue(job, old, total)

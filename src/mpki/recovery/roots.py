@@ -89,6 +89,7 @@ def replace_root(
         parent=None,
         issues=(),
         extra_extensions=extra_extensions,
+        replaces=old_view,
     )
     for index, child in enumerate(children, start=1):
         if authority.get_ca(child).parent != new:
