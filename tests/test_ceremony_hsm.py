@@ -30,15 +30,21 @@ def test_example_ceremony_on_softhsm(mpki, env: dict[str, str], softhsm: SoftHsm
 
     ran: Run = mpki("ceremony", "run", str(EXAMPLE), "--shares-dir", str(shares), "--record", str(record))
     assert ran.returncode == 0, ran.stderr
-    share_files = sorted(shares.iterdir())
-    assert len(share_files) == 5
-    assert len({json.loads(f.read_text())["custodian"] for f in share_files}) == 5  # one custodian per file
+    every_share = sorted(shares.iterdir())
+    groups = {f: json.loads(f.read_text())["group"] for f in every_share}
+    share_files = [f for f in every_share if groups[f] == "ca-keys"]
+    contingency_files = [f for f in every_share if groups[f] == "contingency"]
+    assert len(share_files) == 5 and len(contingency_files) == 5
+    custodians = {f: json.loads(f.read_text())["custodian"] for f in every_share}
+    assert len(set(custodians.values())) == 10  # one custodian per file; the contingency key's are other people
     assert "ceremony record OK" in mpki("ceremony", "verify", str(record), check=True).stdout
 
     status = json.loads(mpki("keys", "status", "--json", check=True).stdout)
     assert [g["group"] for g in status["groups"] if g["active"]] == ["ca-keys"]
     assert {k["backend"] for k in status["keys"]} == {"pkcs11"}
     assert {k["key_id"].split("/")[0] for k in status["keys"]} == {"smki-root", "smki-issuing"}
+    # The contingency key's group is registered but never activated; its token is not the CA keys'.
+    assert {g["group"]: g["active"] for g in status["groups"]}["contingency"] is False
 
     root, issuing = tmp_path / "root.pem", tmp_path / "device-ca.pem"
     mpki("ca", "export", "smki-root", "-o", str(root), check=True)
