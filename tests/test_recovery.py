@@ -42,7 +42,7 @@ from mpki.recovery import apex as apex_recovery
 from mpki.recovery import devices as device_recovery
 from mpki.recovery import organisations as organisation_recovery
 from mpki.recovery import roots as root_recovery
-from mpki.recovery.drill import run_drill
+from mpki.recovery.drill import DrillStep, run_drill
 from mpki.status import StatusService
 from mpki.store import RecoveryRepository
 from mpki.store.schema import DeviceFlag, IssuedCertificate
@@ -58,6 +58,7 @@ from tests.support.recovery import (
     certificate,
     install,
     pem,
+    public_spki,
     spki,
 )
 
@@ -106,7 +107,7 @@ def write_pem(folder: Path, name: str, der: bytes) -> str:
 
 
 def test_the_drill_passes_every_step(tmp_path: Path, database_url: str) -> None:
-    seen = []
+    seen: list[DrillStep] = []
     report = run_drill(tmp_path / "drill", database_url=database_url, on_step=seen.append)
     assert report.ok, [s for s in report.steps if not s.ok]
     assert seen == report.steps and len(report.steps) == 17
@@ -231,7 +232,7 @@ def test_organisation_recovery_revokes_publishes_and_reissues(inst: Installation
     assert done.status is RecoveryStatus.COMPLETED
     outcome = done.outcome or {}
     assert outcome["revoked"] == 3
-    assert "smki-org-ca" in {str(crl).split("#")[0] for crl in outcome["crls_published"]}  # type: ignore[attr-defined]
+    assert "smki-org-ca" in {str(crl).split("#")[0] for crl in outcome["crls_published"]}
     batch = outcome["reissue_batch"]
     assert isinstance(batch, dict) and batch["organisation_id"] == inst.org_id and batch["profile"] == "smki-org"
     counts = batch["counts"]
@@ -333,7 +334,7 @@ def test_issuing_ca_recovery_reissues_every_live_certificate(inst: Installation)
     assert outcome["listed"] == outcome["reissued"] == len(live) == 5
     assert outcome["old_live_after"] == 0 and outcome["new_live"] == 5
     assert outcome["revoked_ca"] == "smki-org-ca"
-    assert {str(crl).split("#")[0] for crl in outcome["arl_published"]} == {"smki-root"}  # type: ignore[attr-defined]
+    assert {str(crl).split("#")[0] for crl in outcome["arl_published"]} == {"smki-root"}
     assert done.items == {"reissue": (5, 5)}
     assert seen[-1] == ("certificates reissued", 5, 5)
     _assert_reissued(inst, recovery_id, live)
@@ -513,10 +514,6 @@ def _extension(der: bytes) -> ApexContingencyKey:
     return ApexContingencyKey.decode(value.value.value)
 
 
-def _public_spki(key: object) -> bytes:
-    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)  # type: ignore[attr-defined]
-
-
 def test_apex_recovery_with_the_contingency_key(inst: Installation) -> None:
     endpoint = inst.endpoint()
     shares = inst.shares()
@@ -545,7 +542,7 @@ def test_apex_recovery_with_the_contingency_key(inst: Installation) -> None:
     assert new_unwrap != read_unwrap_key(inst.unwrap_key)
     vault_keys = inst.vault().open(contingency_secret(inst, shares[:3]))
     new_public = unwrap_contingency_key(_extension(new_apex), new_unwrap)
-    assert _public_spki(new_public) == _public_spki(vault_keys.info(record.key_id).public_key())
+    assert public_spki(new_public) == public_spki(vault_keys.info(record.key_id).public_key())
     with pytest.raises(TampRefused, match="does not unwrap"):
         unwrap_contingency_key(_extension(new_apex), read_unwrap_key(inst.unwrap_key))
 
@@ -613,7 +610,7 @@ def test_dev_installation_has_an_unactivated_contingency_key(inst: Installation)
     apex = inst.authority.get_ca("smki-root").certificate_der
     unwrapped = unwrap_contingency_key(_extension(apex), read_unwrap_key(inst.unwrap_key))
     vault_keys = inst.vault().open(contingency_secret(inst, inst.shares()[2:]))
-    assert _public_spki(unwrapped) == _public_spki(vault_keys.info(record.key_id).public_key())
+    assert public_spki(unwrapped) == public_spki(vault_keys.info(record.key_id).public_key())
     active = inst.context.settings.run_dir / "active"
     assert (active / "ca-keys.secret").exists()
     assert not (active / "contingency.secret").exists()

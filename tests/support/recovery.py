@@ -24,6 +24,7 @@ from mpki.ceremony.dev import DEV_UNWRAP_KEY
 from mpki.config import load_settings
 from mpki.keys.contingency import GROUP as CONTINGENCY_GROUP
 from mpki.keys.contingency import ContingencyVault
+from mpki.keys.interface import PublicKey
 from mpki.keys.quorum import read_share
 from mpki.ra import OPERATOR
 from mpki.ra.directory import Directory
@@ -150,5 +151,11 @@ def pem(der: bytes) -> bytes:
     return certificate(der).public_bytes(serialization.Encoding.PEM)
 
 
+def public_spki(key: PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
 def spki(cert: x509.Certificate) -> bytes:
-    return cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    key = cert.public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    return public_spki(key)
