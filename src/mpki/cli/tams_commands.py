@@ -1,9 +1,10 @@
 """`mpki tams …`: build signed TAMP messages (RFC 5934) with this installation's CA keys, and run the
 reference trust-anchor store a device would hold.
 
-`build update|status-query` sign with a CA of this installation (default the apex: the SMKI root) through
-the keystore, numbered by the per-signer counter in the database (`tams.sequence`), and record an audit
-event. `endpoint init|process|show` drive a `TrustAnchorStore` kept in a directory (default
+`build update|status-query|community-update|seq-adjust` sign with a CA of this installation (default the
+apex: the SMKI root) through the keystore, numbered by the per-signer counter in the database
+(`tams.sequence`, listed by `sequence-numbers`), and record an audit event; they never overwrite a file.
+`endpoint init|process|show` drive a `TrustAnchorStore` kept in a directory (default
 `MPKI_HOME/tams/endpoint`): its JSON state and its own P-256 answer-signing key. `process` exits 1 whenever
 the store refuses a message, so that a script (or a recovery drill) can tell.
 """
