@@ -15,7 +15,7 @@ from mpki.domain import InvalidRequest, utcnow
 from mpki.keys.interface import PublicKey
 from mpki.recovery.context import Run
 from mpki.tams import parse_verified, sign_message
-from mpki.tams.sequence import SequenceNumbers
+from mpki.tams.sequence import LEGACY_FILE, SequenceNumbers
 
 
 def sign_for_endpoints(
@@ -30,7 +30,8 @@ def sign_for_endpoints(
     contingency_key: bytes | None = None,
 ) -> tuple[Path, int]:
     database = run.context.authority.database
-    seq_num = SequenceNumbers(database).reserve(key_id, signer)
+    # The same counters as `mpki tams build`, taking over an old counter file the same way.
+    seq_num = SequenceNumbers(database, run.context.settings.home / LEGACY_FILE).reserve(key_id, signer)
     message = make(seq_num)
     der = sign_message(message, key, key_id=key_id, signing_time=utcnow(), contingency_key=contingency_key)
     parse_verified(der, public_key)
