@@ -6,6 +6,7 @@ the apex carries its contingency key."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -165,6 +166,31 @@ def test_dual_control_refuses_the_proposer_and_finished_or_withdrawn_records(ins
     assert inst.snapshot() == before
     assert [v.id for v in desk.list(RecoveryStatus.COMPLETED)] == [proposal.id]
     assert [v.id for v in desk.list(RecoveryStatus.WITHDRAWN)] == [withdrawn.id]
+
+
+def test_two_approvals_racing_only_one_runs(inst: Installation) -> None:
+    [device] = inst.issue_devices(1)
+    proposal = device_recovery.propose(inst.context, [device], actor=PROPOSER)
+    barrier = threading.Barrier(2)
+    results: dict[str, object] = {}
+
+    def approver(name: str) -> None:
+        barrier.wait()
+        try:
+            results[name] = approve(inst.context, proposal.id, actor=name).status
+        except MpkiError as error:
+            results[name] = error
+
+    threads = [threading.Thread(target=approver, args=(name,)) for name in ("bob", "carol")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    won = [name for name, result in results.items() if result is RecoveryStatus.COMPLETED]
+    lost = [result for result in results.values() if isinstance(result, InvalidRequest)]
+    assert len(won) == 1 and len(lost) == 1, results
+    assert inst.context.desk.show(proposal.id).approved_by == won[0]
+    assert len(inst.events("recovery.approved")) == 1 and len(inst.events("device.flagged")) == 1
 
 
 # ----- device key compromise ---------------------------------------------------------------------
