@@ -414,9 +414,16 @@ def anchor_subject(anchor: TrustAnchor) -> str:
 
 @endpoint_app.command("init")
 @clean_errors
-def endpoint_init(directory: Path | None = DIR_OPTION) -> None:
-    """A new store trusting this installation's apex (its SMKI root), with its own P-256 key to sign answers."""
+def endpoint_init(
+    directory: Path | None = DIR_OPTION,
+    anchor: list[Path] = typer.Option(
+        [], "--anchor", help="Also trust this certificate (PEM or DER) for path validation, e.g. the TLS root."
+    ),
+) -> None:
+    """A new store trusting this installation's apex (its SMKI root), with its own P-256 key to sign answers;
+    `--anchor` adds identity trust anchors, which validate certificates but sign no TAMP message."""
     where = endpoint_dir(directory)
+    identities = [certificate_anchor(path) for path in anchor]  # a bad file is refused before anything is made
     state, key_file = where / STATE_FILE, where / KEY_FILE
     if state.exists() or key_file.exists():
         raise InvalidRequest(f"a trust-anchor store already exists in {where}")
@@ -431,13 +438,15 @@ def endpoint_init(directory: Path | None = DIR_OPTION) -> None:
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(pem)
-        TrustAnchorStore.initialise(state, key, apex)
+        TrustAnchorStore.initialise(state, key, apex, management=[(identity, ()) for identity in identities])
     except BaseException:
         key_file.unlink(missing_ok=True)
         raise
     console.print(f"trust-anchor store {where}")
     console.print(f"apex: {anchor_subject(apex)} ({view.name}, key id {apex.key_id.hex()})")
     console.print(f"store key: {key_file} (P-256, key id {public_key_id(key.public_key()).hex()})")
+    for identity in identities:
+        console.print(f"identity anchor: {anchor_subject(identity)} (key id {identity.key_id.hex()})")
 
 
 def answer_summary(answer: Message) -> tuple[bool, str]:

@@ -12,22 +12,18 @@ from cryptography.hazmat.primitives import keywrap, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from mpki.asn1.tamp import WRAPPED_APEX_CONTIN_KEY_EXT, ApexContingencyKey, Extension, StatusCode
+from mpki.keys.contingency import WRAP_ALGORITHMS, wrap_public_key
 from mpki.tams.errors import TampRefused
 from mpki.tams.signing import PublicKey
 
-AES128_WRAP_PAD = "2.16.840.1.101.3.4.1.8"
-AES192_WRAP_PAD = "2.16.840.1.101.3.4.1.28"
-AES256_WRAP_PAD = "2.16.840.1.101.3.4.1.48"
-_KEY_SIZES = {AES128_WRAP_PAD: 16, AES192_WRAP_PAD: 24, AES256_WRAP_PAD: 32}
-_WRAP_OF_SIZE = {size: alg for alg, size in _KEY_SIZES.items()}
+AES128_WRAP_PAD, AES192_WRAP_PAD, AES256_WRAP_PAD = (WRAP_ALGORITHMS[size] for size in (16, 24, 32))
+_KEY_SIZES = {alg: size for size, alg in WRAP_ALGORITHMS.items()}
 
 
 def wrap_contingency_key(public_key: PublicKey, decrypt_key: bytes) -> ApexContingencyKey:
-    """Encrypt the contingency public key under a 16, 24 or 32-octet AES key for the apex's extension."""
-    if len(decrypt_key) not in _WRAP_OF_SIZE:
-        raise ValueError("the contingency decrypt key must be 16, 24 or 32 octets")
-    spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return ApexContingencyKey(_WRAP_OF_SIZE[len(decrypt_key)], keywrap.aes_key_wrap_with_padding(decrypt_key, spki))
+    """Encrypt the contingency public key under a 16, 24 or 32-octet AES key for the apex's extension
+    (the key ceremony's own operation, `keys.contingency.wrap_public_key`)."""
+    return wrap_public_key(public_key, decrypt_key)
 
 
 def contingency_extension(key: ApexContingencyKey) -> Extension:
