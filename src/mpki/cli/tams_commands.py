@@ -11,11 +11,9 @@ the store refuses a message, so that a script (or a recovery drill) can tell.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mpki.asn1.cms import SIGNED_DATA_OID
 from mpki.asn1.der import encode_oid, read_tlv
 from mpki.asn1.tamp import (
     AddAnchor,
@@ -33,7 +30,6 @@ from mpki.asn1.tamp import (
     CommunityTarget,
     CommunityUpdate,
     CommunityUpdateConfirm,
-    ContentType,
     Message,
     MsgRef,
     RemoveAnchor,
@@ -49,14 +45,15 @@ from mpki.asn1.tamp import (
     TrustAnchor,
     Update,
 )
-from mpki.audit import AuditRecord, append
 from mpki.ca import CertificationAuthority
 from mpki.ca.model import CaView
 from mpki.cli.context import authority, clean_errors, console, settings
-from mpki.domain import InvalidRequest, KeyStoreError, NotFound, utcnow
+from mpki.domain import InvalidRequest, KeyStoreError, NotFound
 from mpki.keys import INACTIVE_MESSAGE
 from mpki.ra import OPERATOR
-from mpki.tams import TampRefused, TrustAnchorStore, parse, parse_verified, public_key_id, sign_message
+from mpki.tams import TampRefused, TrustAnchorStore, parse, public_key_id
+from mpki.tams.outbox import Signed, Signer, message_name
+from mpki.tams.outbox import sign_numbered as sign_with
 from mpki.tams.sequence import LEGACY_FILE, SequenceNumbers
 
 app = typer.Typer(
@@ -72,19 +69,6 @@ APEX_PROFILE = "smki-root"
 STATE_FILE = "store.json"
 KEY_FILE = "endpoint-key.pem"
 
-MESSAGE_NAMES: dict[str, str] = {
-    ContentType.STATUS_QUERY: "TAMPStatusQuery",
-    ContentType.STATUS_RESPONSE: "TAMPStatusResponse",
-    ContentType.UPDATE: "TAMPUpdate",
-    ContentType.UPDATE_CONFIRM: "TAMPUpdateConfirm",
-    ContentType.APEX_UPDATE: "TAMPApexUpdate",
-    ContentType.APEX_UPDATE_CONFIRM: "TAMPApexUpdateConfirm",
-    ContentType.COMMUNITY_UPDATE: "TAMPCommunityUpdate",
-    ContentType.COMMUNITY_UPDATE_CONFIRM: "TAMPCommunityUpdateConfirm",
-    ContentType.ERROR: "TAMPError",
-    ContentType.SEQ_NUM_ADJUST: "SequenceNumberAdjust",
-    ContentType.SEQ_NUM_ADJUST_CONFIRM: "SequenceNumberAdjustConfirm",
-}
 
 OUT_OPTION = typer.Option(..., "--out", "-o", help="File to write the signed message to (DER).")
 SIGNER_OPTION = typer.Option(
@@ -94,13 +78,6 @@ TARGET_OPTION = typer.Option(
     "all", "--target", help="Which stores the message is for: 'all', or 'community:OID[,OID…]'."
 )
 DIR_OPTION = typer.Option(None, "--dir", help="The store's directory; default MPKI_HOME/tams/endpoint.")
-
-
-def message_name(content_type: str) -> str:
-    """The RFC's name for a TAMP content type; a message whose type could not be read is just 'message'."""
-    if content_type == SIGNED_DATA_OID:
-        return "message"
-    return MESSAGE_NAMES.get(content_type, f"message of type {content_type}")
 
 
 def status_text(status: StatusCode) -> str:
@@ -192,62 +169,23 @@ def sequence_numbers(installation: CertificationAuthority) -> SequenceNumbers:
     return SequenceNumbers(installation.database, settings().home / LEGACY_FILE)
 
 
-@dataclass(frozen=True, slots=True)
-class Signed:
-    der: bytes
-    seq_num: int
-    key_id: bytes
-    ca: str
-
-
 def sign_numbered(signer: str | None, out: Path, make: Callable[[int], Message], at_least: int | None = None) -> Signed:
-    """Sign `make(next sequence number)` with the CA's key, check the signature against its certificate,
-    write it to `out` and audit it. Every check that can refuse runs before the number is reserved.
-    `at_least` first raises the signer's counter (never lowers it), so the number is above it.
-    An existing `out` is never overwritten: it may be a signed message not yet delivered."""
+    """Sign `make(next sequence number)` with the CA's key through `tams.outbox`. Every check that can
+    refuse (the output path, the signer, its key) runs before the number is reserved."""
     check_out(out)
-    if out.exists():
-        raise InvalidRequest(f"output {out} already exists")
     installation = authority()
     view = signing_ca(installation, signer)
     anchor = TrustAnchor.from_certificate(view.certificate_der)
     key = installation.keystore.signing_key(view.key_id)  # fails now if the key is missing, not after reserving
-    numbers = sequence_numbers(installation)
-    if at_least is not None:
-        numbers.set_at_least(anchor.key_id, view.name, at_least)
-    seq_num = numbers.reserve(anchor.key_id, view.name)
-    message = make(seq_num)
     # The signer is named by its certificate's subjectKeyIdentifier: that is how a store finds the anchor.
-    der = sign_message(message, key, key_id=anchor.key_id, signing_time=utcnow())
-    parse_verified(der, anchor)
-    try:
-        with out.open("xb") as handle:  # exclusive: a file made meanwhile is not overwritten either
-            handle.write(der)
-    except FileExistsError:
-        raise InvalidRequest(f"output {out} already exists (sequence number {seq_num} is left unused)") from None
-    with installation.database.transaction() as session:
-        append(
-            session,
-            [
-                AuditRecord(
-                    action="tams.message.signed",
-                    actor=OPERATOR.actor,
-                    ca=view.name,
-                    details={
-                        "message": message_name(message.content_type),
-                        "seq_num": seq_num,
-                        "key_id": anchor.key_id.hex(),
-                        "sha256": hashlib.sha256(der).hexdigest(),
-                    },
-                )
-            ],
-        )
-    return Signed(der, seq_num, anchor.key_id, view.name)
+    identity = Signer(view.name, key, anchor.key_id, anchor, view.name)
+    numbers = sequence_numbers(installation)
+    return sign_with(installation.database, numbers, identity, make, out, actor=OPERATOR.actor, at_least=at_least)
 
 
 def report_signed(message: Message, signed: Signed, out: Path) -> None:
     console.print(
-        f"{message_name(message.content_type)} seq {signed.seq_num} signed by {signed.ca} "
+        f"{message_name(message.content_type)} seq {signed.seq_num} signed by {signed.signer} "
         f"(key id {signed.key_id.hex()}) -> {out}"
     )
 

@@ -31,6 +31,7 @@ from mpki.recovery.records import RecoveryView, Scenario
 from mpki.recovery.roots import check_new_root, replace_root
 from mpki.store import RecoveryRepository
 from mpki.tams import public_key_id, unwrap_contingency_key
+from mpki.tams.outbox import Signer
 
 NEW_KEY_ITEM = "contingency-key"
 
@@ -121,14 +122,16 @@ def run(job: Run) -> dict[str, object]:
         job, old_apex.name, str(p["new_apex"]), str(p["common_name"]), list(p["children"]), [extension]
     )
     key_id = public_key_id(contingency_public)
+    # The contingency key is no CA's: it is named by its RFC 5280 method-1 identifier, as stores expect.
+    identity = Signer(
+        f"contingency:{old_apex.name}", vault_keys.signing_key(record.key_id), key_id, contingency_public, None
+    )
+    new_anchor = TrustAnchor.from_certificate(new_apex.certificate_der)
     path, seq_num = sign_for_endpoints(
         job,
-        make=lambda seq: ApexUpdate(MsgRef(AllModules(), seq), TrustAnchor.from_certificate(new_apex.certificate_der)),
-        key=vault_keys.signing_key(record.key_id),
-        public_key=contingency_public,
-        key_id=key_id,
-        signer=f"contingency:{old_apex.name}",
-        filename="tamp-apex-update",
+        identity,
+        lambda seq: ApexUpdate(MsgRef(AllModules(), seq), new_anchor),
+        "tamp-apex-update",
         contingency_key=unwrap_key,
     )
     vault.rotate(record, fresh.key_id, new_apex.name, new_unwrap_sha256)

@@ -18,7 +18,7 @@ from mpki.recovery.ceremonies import stand_up_ca
 from mpki.recovery.context import RecoveryContext, Run
 from mpki.recovery.messages import sign_for_endpoints
 from mpki.recovery.records import RecoveryView, Scenario
-from mpki.tams import anchor_public_key
+from mpki.tams.outbox import Signer
 
 APEX_PROFILE = "smki-root"
 
@@ -112,16 +112,16 @@ def run(job: Run) -> dict[str, object]:
     signer = authority.get_ca(str(p["signer"]))
     signer_anchor = TrustAnchor.from_certificate(signer.certificate_der)
     new_anchor = TrustAnchor.from_certificate(new_view.certificate_der)
+    identity = Signer(
+        signer.name, authority.keystore.signing_key(signer.key_id), signer_anchor.key_id, signer_anchor, signer.name
+    )
     path, seq_num = sign_for_endpoints(
         job,
-        make=lambda seq: TampUpdate(
+        identity,
+        lambda seq: TampUpdate(
             MsgRef(AllModules(), seq), (RemoveAnchor(old_anchor.public_key_info), AddAnchor(new_anchor))
         ),
-        key=authority.keystore.signing_key(signer.key_id),
-        public_key=anchor_public_key(signer_anchor),
-        key_id=signer_anchor.key_id,
-        signer=signer.name,
-        filename="tamp-update",
+        "tamp-update",
     )
     return {
         "new_root": new_view.name,

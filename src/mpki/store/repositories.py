@@ -200,12 +200,13 @@ class CertificateRepository:
             )
 
     def der_for_requests(self, request_ids: Sequence[int]) -> dict[int, bytes]:
+        """The newest certificate of each request: after an issuing-CA recovery, the replacement."""
         found: dict[int, bytes] = {}
         for start in range(0, len(request_ids), 500):
             rows = self.session.execute(
-                select(IssuedCertificate.request_id, IssuedCertificate.der).where(
-                    IssuedCertificate.request_id.in_(request_ids[start : start + 500])
-                )
+                select(IssuedCertificate.request_id, IssuedCertificate.der)
+                .where(IssuedCertificate.request_id.in_(request_ids[start : start + 500]))
+                .order_by(IssuedCertificate.id)
             ).all()
             found.update({int(rid): bytes(der) for rid, der in rows if rid is not None})
         return found
