@@ -64,8 +64,8 @@ class _Accepted:
     index: int
     order: IssuanceOrder
     request: CheckedRequest
-    # The certificate this one replaces under a new CA (issuing-CA recovery), as its serial.
-    replaces: str | None = None
+    # The certificate this one replaces under a new CA (issuing-CA recovery): its row id and serial.
+    replaces: tuple[int, str] | None = None
 
 
 class CertificationAuthority:
@@ -418,7 +418,7 @@ class CertificationAuthority:
                 order = IssuanceOrder(
                     row.profile, b"", approved_by=actor, request_id=row.request_id, organisation_id=row.organisation_id
                 )
-                accepted.setdefault(targets[row.profile], []).append(_Accepted(index, order, checked, serial))
+                accepted.setdefault(targets[row.profile], []).append(_Accepted(index, order, checked, (row.id, serial)))
         done = len(results)
         if progress:
             progress(done, len(serials))
@@ -484,10 +484,9 @@ class CertificationAuthority:
         actor: str,
     ) -> None:
         source_id, on_stored = replacing
-        pairs = [(item.replaces or "", view) for item, view in zip(chunk, views, strict=True)]
-        certificates = CertificateRepository(session)
-        old_rows = certificates.by_serials(source_id, [old for old, _ in pairs])
-        moved = certificates.supersede_live([row.id for row in old_rows])
+        replaced = [item.replaces for item in chunk if item.replaces is not None]
+        pairs = [(serial, view) for (_, serial), view in zip(replaced, views, strict=True)]
+        moved = CertificateRepository(session).supersede_live([row_id for row_id, _ in replaced])
         if moved != len(pairs):
             # Someone revoked or replaced one of these meanwhile: store nothing of this chunk.
             raise InvalidRequest("a certificate being reissued changed meanwhile; run the reissue again")
