@@ -355,19 +355,32 @@ class CertificationAuthority:
         if rejections:
             with self.database.transaction() as session:
                 append(session, rejections)
+        return self._issue_accepted(by_ca, results, len(orders), actor, progress)
+
+    def _issue_accepted(
+        self,
+        by_ca: dict[str, list[_Accepted]],
+        results: dict[int, IssuanceResult],
+        total: int,
+        actor: str,
+        progress: Progress | None,
+        replacing: tuple[int, StoredHook | None] | None = None,
+    ) -> list[IssuanceResult]:
+        """Issue the accepted orders chunk by chunk per CA; `results` already holds the refused ones."""
         done = len(results)
         if progress:
-            progress(done, len(orders))
+            progress(done, total)
         chunk_size = self.settings.issuance_chunk_size
         for ca_name, accepted in by_ca.items():
             for start in range(0, len(accepted), chunk_size):
                 chunk = accepted[start : start + chunk_size]
-                for item, view in zip(chunk, self._issue_chunk(ca_name, chunk, actor), strict=True):
+                views = self._issue_chunk(ca_name, chunk, actor, replacing)
+                for item, view in zip(chunk, views, strict=True):
                     results[item.index] = IssuanceResult(item.index, certificate=view)
                 done += len(chunk)
                 if progress:
-                    progress(done, len(orders))
-        return [results[i] for i in range(len(orders))]
+                    progress(done, total)
+        return [results[i] for i in range(total)]
 
     def reissue(
         self,
@@ -419,19 +432,7 @@ class CertificationAuthority:
                     row.profile, b"", approved_by=actor, request_id=row.request_id, organisation_id=row.organisation_id
                 )
                 accepted.setdefault(targets[row.profile], []).append(_Accepted(index, order, checked, (row.id, serial)))
-        done = len(results)
-        if progress:
-            progress(done, len(serials))
-        for ca_name, items in accepted.items():
-            for start in range(0, len(items), self.settings.issuance_chunk_size):
-                chunk = items[start : start + self.settings.issuance_chunk_size]
-                views = self._issue_chunk(ca_name, chunk, actor, replacing=(source_id, on_stored))
-                for item, view in zip(chunk, views, strict=True):
-                    results[item.index] = IssuanceResult(item.index, certificate=view)
-                done += len(chunk)
-                if progress:
-                    progress(done, len(serials))
-        return [results[i] for i in range(len(serials))]
+        return self._issue_accepted(accepted, results, len(serials), actor, progress, (source_id, on_stored))
 
     def _issue_chunk(
         self,
