@@ -51,6 +51,7 @@ from mpki.cli.context import authority, clean_errors, console, settings
 from mpki.domain import InvalidRequest, KeyStoreError, NotFound
 from mpki.keys import INACTIVE_MESSAGE
 from mpki.ra import OPERATOR
+from mpki.recovery.roots import apex_name
 from mpki.tams import TampRefused, TrustAnchorStore, parse, public_key_id
 from mpki.tams.outbox import Signed, Signer, message_name
 from mpki.tams.outbox import sign_numbered as sign_with
@@ -65,7 +66,6 @@ endpoint_app = typer.Typer(help="The reference trust-anchor store: init, process
 app.add_typer(build_app, name="build")
 app.add_typer(endpoint_app, name="endpoint")
 
-APEX_PROFILE = "smki-root"
 STATE_FILE = "store.json"
 KEY_FILE = "endpoint-key.pem"
 
@@ -148,11 +148,12 @@ def check_out(path: Path) -> None:
 
 
 def apex_ca(installation: CertificationAuthority) -> CaView:
-    """The apex of this installation: its active SMKI root (the newest, should a recovery have made two)."""
-    roots = [v for v in installation.list_cas() if v.profile == APEX_PROFILE and v.status == "active"]
-    if not roots:
+    """The apex of this installation, as the recoveries know it: the contingency vault's, else the newest
+    active SMKI root."""
+    name = apex_name(settings(), installation)
+    if name is None:
         raise NotFound("this installation has no active SMKI root CA (run `mpki init --dev` or a ceremony)")
-    return max(roots, key=lambda v: v.not_before)
+    return installation.get_ca(name)
 
 
 def signing_ca(installation: CertificationAuthority, name: str | None) -> CaView:

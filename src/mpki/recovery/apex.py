@@ -18,7 +18,6 @@ from mpki.keys import KeyAlgorithm, KeyInfo, KeyStore
 from mpki.keys.contingency import (
     GROUP,
     UNWRAP_KEY_BYTES,
-    ContingencyVault,
     read_unwrap_key,
     wrap_public_key,
     write_unwrap_key,
@@ -28,7 +27,7 @@ from mpki.keys.registry import CustodyRegistry
 from mpki.recovery.context import RecoveryContext, Run
 from mpki.recovery.messages import sign_for_endpoints
 from mpki.recovery.records import RecoveryView, Scenario
-from mpki.recovery.roots import check_new_root, replace_root
+from mpki.recovery.roots import check_new_root, replace_root, vault_of
 from mpki.store import RecoveryRepository
 from mpki.tams import public_key_id, unwrap_contingency_key
 from mpki.tams.outbox import Signer
@@ -36,13 +35,8 @@ from mpki.tams.outbox import Signer
 NEW_KEY_ITEM = "contingency-key"
 
 
-def vault_of(context: RecoveryContext) -> ContingencyVault:
-    settings = context.settings
-    return ContingencyVault(settings.keys_dir, settings.keystore_backend, settings.pkcs11_module)
-
-
 def propose(context: RecoveryContext, new_name: str, common_name: str, *, actor: str) -> RecoveryView:
-    record = vault_of(context).record()
+    record = vault_of(context.settings).record()
     old = context.authority.get_ca(record.apex)
     children = check_new_root(context, old, new_name, common_name)
     return context.desk.propose(
@@ -95,7 +89,7 @@ def run(job: Run) -> dict[str, object]:
     context, inputs = job.context, job.inputs
     if len(inputs.shares) == 0 or inputs.unwrap_key is None:
         raise InvalidRequest("apex recovery needs the contingency custodians' share files (--share) and --unwrap-key")
-    vault = vault_of(context)
+    vault = vault_of(context.settings)
     record = vault.record()
     if record.key_id != p["contingency_key_id"] or record.apex != p["apex"]:
         raise InvalidRequest("the contingency vault changed since this recovery was proposed; propose it again")

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from cryptography import x509
 
 from mpki.asn1.tamp import AddAnchor, AllModules, MsgRef, RemoveAnchor, TampUpdate, TrustAnchor
-from mpki.ca import CaView
+from mpki.ca import CaView, CertificationAuthority
+from mpki.config import Settings
 from mpki.domain import InvalidRequest
 from mpki.keys.contingency import ContingencyVault
 from mpki.profiles import ca_subject, get_profile
@@ -23,14 +24,16 @@ from mpki.tams.outbox import Signer
 APEX_PROFILE = "smki-root"
 
 
-def apex_name(context: RecoveryContext) -> str | None:
+def vault_of(settings: Settings) -> ContingencyVault:
+    return ContingencyVault(settings.keys_dir, settings.keystore_backend, settings.pkcs11_module)
+
+
+def apex_name(settings: Settings, authority: CertificationAuthority) -> str | None:
     """The apex named by the contingency vault; without a vault, the newest active SMKI root."""
-    vault = ContingencyVault(
-        context.settings.keys_dir, context.settings.keystore_backend, context.settings.pkcs11_module
-    )
+    vault = vault_of(settings)
     if vault.exists():
         return vault.record().apex
-    roots = [v for v in context.authority.list_cas() if v.profile == APEX_PROFILE and v.status == "active"]
+    roots = [v for v in authority.list_cas() if v.profile == APEX_PROFILE and v.status == "active"]
     return max(roots, key=lambda v: v.not_before).name if roots else None
 
 
@@ -51,7 +54,7 @@ def propose(
     context: RecoveryContext, ca: str, new_name: str, common_name: str, signer: str | None, *, actor: str
 ) -> RecoveryView:
     old = context.authority.get_ca(ca)
-    apex = apex_name(context)
+    apex = apex_name(context.settings, context.authority)
     if ca == apex:
         raise InvalidRequest(f"{ca} is the apex trust anchor: use apex recovery (the contingency key)")
     children = check_new_root(context, old, new_name, common_name)
