@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from mpki.domain import NotFound
@@ -57,17 +58,23 @@ class RecoveryRepository:
             self.session.flush()
 
     def settle_items(self, recovery_id: int, kind: str, replacements: dict[str, str]) -> None:
-        for subject, replacement in replacements.items():
-            self.session.execute(
-                update(RecoveryItem)
-                .where(
-                    RecoveryItem.recovery_id == recovery_id,
-                    RecoveryItem.kind == kind,
-                    RecoveryItem.subject == subject,
-                )
-                .values(replacement=replacement)
-                .execution_options(synchronize_session=False)
+        """One statement for a whole chunk (executemany), by the (recovery, kind, subject) unique key."""
+        if not replacements:
+            return
+        items = cast(Table, RecoveryItem.__table__)
+        statement = (
+            update(items)
+            .where(
+                items.c.recovery_id == recovery_id,
+                items.c.kind == kind,
+                items.c.subject == bindparam("item_subject"),
             )
+            .values(replacement=bindparam("item_replacement"))
+        )
+        self.session.execute(
+            statement,
+            [{"item_subject": subject, "item_replacement": value} for subject, value in replacements.items()],
+        )
 
     def open_items(self, recovery_id: int, kind: str, after_id: int, limit: int) -> Sequence[RecoveryItem]:
         """Items not yet done, a page at a time in id order."""
