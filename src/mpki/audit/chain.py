@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from mpki.audit.anchoring import note_appended
 from mpki.domain import utcnow
 from mpki.store import AuditRepository
 
@@ -94,4 +95,5 @@ def append(session: Session, records: Sequence[AuditRecord], at: dt.datetime | N
         )
         prev = digest
     repository.append(rows, seq, prev)
+    note_appended(session, rows)  # forwarded and checkpointed once the caller's transaction commits
     return [row["seq"] for row in rows]

@@ -1,6 +1,7 @@
 """Storage: the SQLAlchemy schema, Alembic migrations and repositories. All SQL lives here."""
 
 from mpki.store.admin_queries import AdminQueries, TokenListing
+from mpki.store.audit_checkpoints import AuditCheckpointRepository, CheckpointRow
 from mpki.store.audit_queries import AuditCriteria, AuditQueries
 from mpki.store.client_certificates import ClientCertificateRepository
 from mpki.store.db import Database
@@ -30,6 +31,7 @@ from mpki.store.review_queries import (
 )
 from mpki.store.schema import (
     ApiToken,
+    AuditCheckpoint,
     AuditEvent,
     AuditHead,
     Base,
@@ -63,6 +65,8 @@ from mpki.store.status_repositories import (
 __all__ = [
     "AdminQueries",
     "ApiToken",
+    "AuditCheckpoint",
+    "AuditCheckpointRepository",
     "AuditCriteria",
     "AuditEvent",
     "AuditHead",
@@ -84,6 +88,7 @@ __all__ = [
     "CertificateRepository",
     "CertificateRequest",
     "CertificateState",
+    "CheckpointRow",
     "ClientCertificate",
     "ClientCertificateRepository",
     "ConflictingCertificate",

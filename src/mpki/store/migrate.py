@@ -43,7 +43,12 @@ def is_current(database: Database) -> bool:
 
 
 def wipe(database: Database) -> None:
-    """Drop every mpki table and the migration marker: only `mpki reinitialise` calls this."""
+    """Drop every mpki table and the migration marker: only `mpki reinitialise` calls this.
+
+    Dropping a table is not an UPDATE, DELETE or TRUNCATE, so the audit trail's append-only trigger
+    (PostgreSQL, migration 0010) goes with its table; its function is dropped after. The role `mpki_app`
+    is cluster-wide and stays.
+    """
     from sqlalchemy import text
 
     from mpki.store.schema import Base
@@ -51,3 +56,5 @@ def wipe(database: Database) -> None:
     Base.metadata.drop_all(database.engine)
     with database.engine.begin() as connection:
         connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        if not database.is_sqlite:
+            connection.execute(text("DROP FUNCTION IF EXISTS mpki_audit_append_only()"))

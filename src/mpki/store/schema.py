@@ -276,6 +276,23 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class AuditCheckpoint(Base):
+    """A signed checkpoint of the chain (event `seq` had hash `chain_hash`), also anchored outside the
+    database; append-only like the events (PostgreSQL enforces it with a trigger, migration 0010)."""
+
+    __tablename__ = "audit_checkpoints"
+    __table_args__ = (Index(None, "seq"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    chain_hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime]
+    key_id: Mapped[str] = mapped_column(String(160))
+    public_key_der: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime]
+
+
 class Organisation(Base):
     """A customer organisation running its own RA: its EUI-64 entity identifiers and permitted roles."""
 
