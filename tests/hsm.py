@@ -5,7 +5,7 @@ Use the `softhsm` fixture (import it into a test module or conftest.py):
     from tests.hsm import softhsm  # noqa: F401
 
     def test_something(softhsm: SoftHsm) -> None:
-        softhsm.init_token("ca", so_pin="so-pin-1", user_pin="user-pin-1", backup_key=os.urandom(32))
+        softhsm.init_token("ca", so_pin="so-pin-1", user_pin="user-pin-1")
         store = Pkcs11KeyStore(softhsm.module, lambda label: "user-pin-1")
 
 Subprocesses (`mpki`, `pkcs11-tool`) get the same tokens through `env=softhsm.env`.
@@ -33,11 +33,11 @@ class SoftHsm:
     tokens: Path
     env: dict[str, str]
 
-    def init_token(self, label: str, so_pin: str, user_pin: str, backup_key: bytes | None = None) -> None:
-        """Initialise a token (and its trusted backup key) the way `mpki` does."""
+    def init_token(self, label: str, so_pin: str, user_pin: str) -> None:
+        """Initialise a token the way `mpki` does."""
         from mpki.keys.pkcs11_tokens import initialise_token
 
-        initialise_token(self.module, label, so_pin, user_pin, backup_key)
+        initialise_token(self.module, label, so_pin, user_pin)
 
 
 def softhsm_available() -> str | None:

@@ -1,5 +1,6 @@
 """Key custody on the software keystore: quorum activation, ceremonies and their signed records,
-backup and restore, bootstrap and reinitialise, and every event of them in the audit chain.
+backup and restore (with the backup group's shares), bootstrap and reinitialise, and every event of
+them in the audit chain.
 
 The CLI path of each command is run once as a real `mpki` subprocess; the variations run in-process.
 """
@@ -32,6 +33,7 @@ from mpki.ceremony.lifecycle import bootstrap, reinitialise
 from mpki.ceremony.record import canonical
 from mpki.config import load_settings
 from mpki.domain import InvalidRequest, KeyStoreError, MpkiError, NotFound
+from mpki.keys.purposes import Purpose
 from mpki.keys.quorum import (
     CustodianShare,
     QuorumError,
@@ -52,6 +54,8 @@ EXPECTED_STEPS = [
     "ceremony.opened",
     "quorum.split",
     "quorum.tested",
+    "quorum.split",  # the backup group
+    "quorum.tested",
     "keystore.initialised",
     "keys.activated",
     "key.generated",
@@ -60,6 +64,8 @@ EXPECTED_STEPS = [
     "ca.certificate_signed",
     "ceremony.closed",
 ]
+FIRST_CERTIFICATE = EXPECTED_STEPS.index("ca.certificate_signed")
+BACKUP_CUSTODIANS = ["Ann Custodian", "Fred Backup", "Gail Backup"]
 KEY_AND_CEREMONY_EVENTS = {
     "key.generated",
     "keys.activated",
@@ -129,12 +135,21 @@ def chain_ok(env: dict[str, str]) -> bool:
         database.dispose()
 
 
-def shares_of(result: CeremonyResult) -> list[CustodianShare]:
-    return [read_share(path) for path in result.share_files]
+def shares_of(result: CeremonyResult, group: str = "ca-keys") -> list[CustodianShare]:
+    """The shares of one group (the CA keys' activation group unless told)."""
+    files = result.shares_by_group.get(group)
+    if files is None:  # a result rebuilt by a test from a shares directory
+        return [share for share in map(read_share, result.share_files) if share.group == group]
+    return [read_share(path) for path in files]
 
 
-def quorum_secret(result: CeremonyResult) -> bytes:
-    return combine(shares_of(result)[:3])[1]
+def backup_shares(result: CeremonyResult) -> list[CustodianShare]:
+    return shares_of(result, "backup")
+
+
+def quorum_secret(result: CeremonyResult, group: str = "ca-keys") -> bytes:
+    shares = shares_of(result, group)
+    return combine(shares[: shares[0].threshold])[1]
 
 
 def is_active(env: dict[str, str]) -> bool:
@@ -161,7 +176,7 @@ def word_runs(share: CustodianShare, length: int = 3, start: int = 0) -> list[st
 
 
 def secret_forms(secret: bytes) -> list[str]:
-    """The quorum secret and everything derived from it, as they could leak into text."""
+    """A quorum secret and everything derived from it, as they could leak into text."""
     forms = []
     for value in (secret, software_kek(secret), backup_key(secret)):
         forms += [value.hex(), value.hex().upper(), base64.b64encode(value).decode(), base64.b32encode(value).decode()]
@@ -169,12 +184,14 @@ def secret_forms(secret: bytes) -> list[str]:
 
 
 def assert_no_secrets(text: str, result: CeremonyResult) -> None:
-    shares = shares_of(result)
-    for share in shares:
-        for run_of_words in word_runs(share):
-            assert run_of_words not in text, f"words of {share.custodian}'s share leaked"
-    for form in secret_forms(quorum_secret(result)):
-        assert form not in text, "the quorum secret (or a key derived from it) leaked"
+    for group in ("ca-keys", "backup"):
+        shares = shares_of(result, group)
+        for share in shares:
+            for run_of_words in word_runs(share):
+                assert run_of_words not in text, f"words of {share.custodian}'s share of {group} leaked"
+        if len(shares) >= shares[0].threshold:
+            for form in secret_forms(quorum_secret(result, group)):
+                assert form not in text, f"the {group} secret (or a key derived from it) leaked"
     assert "mnemonic" not in text
 
 
@@ -215,9 +232,16 @@ def test_ceremony_run_writes_one_share_per_custodian_and_a_signed_record(  # typ
     assert done.returncode == 0, done.stderr
     home = Path(env["MPKI_HOME"])
 
-    # One file per custodian, private to its owner, each holding that custodian's words and nobody else's.
-    files = sorted(shares_dir.iterdir())
-    assert len(files) == 5
+    # One file per custodian and group, private to its owner, each holding that custodian's words and
+    # nobody else's; the backup group's files are named apart from the activation group's.
+    every = sorted(shares_dir.iterdir())
+    backup_files = [path for path in every if read_share(path).group == "backup"]
+    files = [path for path in every if path not in backup_files]
+    assert len(files) == 5 and len(backup_files) == 3 and len(every) == 8
+    assert all("-backup-share-" in path.name for path in backup_files)
+    assert not any("backup" in path.name for path in files)
+    assert sorted(read_share(path).custodian for path in backup_files) == BACKUP_CUSTODIANS
+    assert {(read_share(path).threshold, read_share(path).shares) for path in backup_files} == {(2, 3)}
     shares = [read_share(path) for path in files]
     assert sorted(share.custodian for share in shares) == sorted(CUSTODIANS)
     assert sorted(share.index for share in shares) == [1, 2, 3, 4, 5]
@@ -247,6 +271,8 @@ def test_ceremony_run_writes_one_share_per_custodian_and_a_signed_record(  # typ
     holders = body["steps"][1]["outputs"]["holders"]
     assert [h["custodian"] for h in holders] == CUSTODIANS
     assert {h["file"] for h in holders} == {path.name for path in files}
+    assert body["steps"][3]["inputs"] == {"group": "backup", "role": "backup", "threshold": 2, "shares": 3}
+    assert {h["file"] for h in body["steps"][3]["outputs"]["holders"]} == {path.name for path in backup_files}
 
     verified = mpki("ceremony", "verify", str(record))
     assert verified.returncode == 0, verified.stderr
@@ -258,12 +284,24 @@ def test_ceremony_run_writes_one_share_per_custodian_and_a_signed_record(  # typ
     # The installation is bound, activated (in MPKI_HOME/run) and its status says so.
     assert 'environment = "test"' in (home / "mpki.toml").read_text()
     assert (home / "run" / "active" / "ca-keys.secret").is_file()
+    # The backup group's secret is never kept: not in the run directory, not active.
+    assert sorted(p.name for p in (home / "run" / "active").iterdir()) == ["ca-keys.secret"]
     status = mpki("keys", "status", "--json")
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
     assert report["groups"] == [
-        {"group": "ca-keys", "threshold": 3, "shares": 5, "ceremony": CEREMONY_ID, "active": True}
+        {"group": "backup", "threshold": 2, "shares": 3, "ceremony": CEREMONY_ID, "active": False, "role": "backup"},
+        {
+            "group": "ca-keys",
+            "threshold": 3,
+            "shares": 5,
+            "ceremony": CEREMONY_ID,
+            "active": True,
+            "role": "activation",
+        },
     ]
+    roles = json.loads((home / "keys" / "custody.json").read_text())["groups"]
+    assert {name: group["role"] for name, group in roles.items()} == {"ca-keys": "activation", "backup": "backup"}
     assert {(k["ca"], k["backend"], k["group"], k["active"]) for k in report["keys"]} == {
         ("smki-root", "software", "ca-keys", True),
         ("smki-device-ca", "software", "ca-keys", True),
@@ -281,7 +319,7 @@ def test_ceremony_run_writes_one_share_per_custodian_and_a_signed_record(  # typ
     assert [e["ca"] for e in log if e["action"] == "ca.created"] == ["smki-root", "smki-device-ca"]
 
     # Never a secret: no share words, no quorum secret or derived key, in the record or the audit export.
-    result = CeremonyResult(record, completed["details"]["record_sha256"], tuple(files), ())
+    result = CeremonyResult(record, completed["details"]["record_sha256"], tuple(every), ())
     exported = mpki("audit", "export")
     assert exported.returncode == 0, exported.stderr
     assert "ceremony.completed" in exported.stdout
@@ -314,6 +352,22 @@ def test_a_ceremony_refuses_to_mix_or_overwrite(env: dict[str, str], tmp_path: P
         ({"quorum": {"group": "ca-keys", "threshold": 6, "shares": 5}}, "not possible"),
         ({"cas": [{"name": "x", "profile": "smki-root", "common_name": "X", "token": "t"}]}, "only applies"),
         ({"record_signer": "nobody"}, "record_signer"),
+        # The backup group is a group of its own, not the old `backup: true`; M >= 2; names never repeat.
+        ({"backup": True}, "the backup group: give its custodians and threshold"),
+        ({"backup": None}, "`backup` must give the backup group"),
+        ({"backup": {"custodians": ["Ann Custodian", "Fred Backup"], "threshold": 1}}, "threshold 1 needs 2 to 2"),
+        ({"backup": {"group": "ca-keys", "custodians": ["A", "B"]}}, "two quorum groups are named 'ca-keys'"),
+        ({"backup": {"custodians": ["A", "B"], "shares": 3}}, "3 shares but 2 custodians"),
+        ({"token_admin": {"group": "backup", "custodians": ["A", "B"]}}, "two quorum groups are named 'backup'"),
+        (
+            {
+                "backend": "pkcs11",
+                "tokens": ["t"],
+                "cas": [{"name": "r", "profile": "smki-root", "common_name": "R", "token": "t"}],
+                "record_signer": "r",
+            },
+            "a pkcs11 ceremony needs `token_admin`",
+        ),
         # What creating a CA would refuse halfway through is refused before the quorum is even split.
         ({"cas": [{"name": "r", "profile": "smki-root", "common_name": "Root & Co"}]}, "PrintableString"),
         ({"cas": [{"name": "r", "profile": "smki-root", "common_name": "R", "algorithm": "rsa-3072"}]}, "ec-p256"),
@@ -348,9 +402,13 @@ def test_a_ceremony_that_stops_halfway_leaves_its_steps_in_the_audit_chain(env: 
     assert not (tmp_path / "record.json").exists()
     log = events(env)
     steps = [e["details"]["step"] for e in log if e["action"] == "ceremony.step"]
-    assert steps == EXPECTED_STEPS[:7]
+    assert steps == EXPECTED_STEPS[: FIRST_CERTIFICATE + 1]
     (failed,) = [e for e in log if e["action"] == "ceremony.failed"]
-    assert failed["details"] == {"ceremony": CEREMONY_ID, "steps": 7, "reason": "the HSM was unplugged"}
+    assert failed["details"] == {
+        "ceremony": CEREMONY_ID,
+        "steps": FIRST_CERTIFICATE + 1,
+        "reason": "the HSM was unplugged",
+    }
     assert "ceremony.completed" not in [e["action"] for e in log]
     assert chain_ok(env)
     result = CeremonyResult(tmp_path / "record.json", "", tuple(sorted((tmp_path / "shares").iterdir())), ())
@@ -407,7 +465,7 @@ def test_a_tampered_record_does_not_verify(  # type: ignore[no-untyped-def]
         """Re-sign everything with another ceremony's root: a valid signature, but not by a CA made here."""
         body.pop("signature")
         body["signer"]["certificate"] = pem(theirs["smki-root"])
-        key = open_keystore(load_settings(other_home)).signing_key(theirs["smki-root"].key_id)
+        key = open_keystore(load_settings(other_home)).signing_key(theirs["smki-root"].key_id, Purpose.RECORD)
         assert isinstance(key, ec.EllipticCurvePrivateKey)
         value = key.sign(canonical(body), ec.ECDSA(hashes.SHA256()))
         body["signature"] = {"algorithm": "sha256", "value": base64.b64encode(value).decode()}
@@ -419,14 +477,15 @@ def test_a_tampered_record_does_not_verify(  # type: ignore[no-untyped-def]
     assert isinstance(forger, ec.EllipticCurvePublicKey)
     forger.verify(forged_signature, canonical(forged), ec.ECDSA(hashes.SHA256()))
 
-    device_cert_step = EXPECTED_STEPS.index("ca.certificate_signed", 7)
+    device_cert_step = EXPECTED_STEPS.index("ca.certificate_signed", FIRST_CERTIFICATE + 1)
+    first_key_step = EXPECTED_STEPS.index("key.generated")
     tampers: dict[str, Callable[[dict[str, Any]], None]] = {
         "an output value": set_output(device_cert_step, "certificate_sha256", "00" * 32),
-        "a key id": set_output(5, "key_id", "0" * 32),
+        "a key id": set_output(first_key_step, "key_id", "0" * 32),
         "a quorum output": set_output(2, "rebuilt", False),
         "an input": lambda body: body["steps"][1]["inputs"].__setitem__("threshold", 2),
         "a step's time": lambda body: body["steps"][0].__setitem__("at", "2020-01-01T00:00:00+00:00"),
-        "the actor": lambda body: body["steps"][9].__setitem__("actor", "Mallory"),
+        "the actor": lambda body: body["steps"][-1].__setitem__("actor", "Mallory"),
         "two steps reordered": lambda body: _swap(body, 5, 7),
         "steps reversed": lambda body: body["steps"].reverse(),
         "a step removed": lambda body: body["steps"].pop(3),
@@ -545,6 +604,8 @@ def test_every_refused_activation_is_audited_and_leaves_the_keys_inactive(env: d
         "another ceremony's share, relabelled": ([*shares[:2], relabelled], "different ceremony"),
         "the same custodian twice": ([shares[0], shares[0], shares[1]], "presented twice"),
         "unknown group": ([dataclasses.replace(s, group="tls-keys") for s in shares[:3]], "no quorum group"),
+        # The backup group's shares rebuild a genuine secret of this installation, but not one that activates.
+        "the backup group's shares": (backup_shares(result)[:2], "activating keys needs shares of the activation"),
     }
     for what, (presented, reason) in refusals.items():
         with custody(env) as keeper, pytest.raises(QuorumError if what != "unknown group" else MpkiError) as e:
@@ -582,6 +643,13 @@ def test_init_dev_is_a_two_of_three_ceremony_left_active(  # type: ignore[no-unt
     contingency = [s for s in every_share if s.group == "contingency"]
     assert len(shares) == 3 and len({s.custodian for s in shares}) == 3
     assert {(s.threshold, s.shares) for s in shares} == {(2, 3)}
+    # The backup and token-admin groups are made too, 2 of 3 each, their files named apart.
+    for role in ("backup", "token-admin"):
+        group = [(s, path) for s, path in zip(every_share, files, strict=True) if s.group == role]
+        assert len(group) == 3 and {(s.threshold, s.shares) for s, _ in group} == {(2, 3)}
+        assert all(f"-{role}-share-" in path.name for _, path in group)
+        assert not (home / "run" / "active" / f"{role}.secret").exists()
+    assert len(files) == 3 + 5 + 3 + 3
     # The apex contingency key has its own 3-of-5 quorum, held by other people, and is never left active.
     assert len(contingency) == 5 and {(s.threshold, s.shares) for s in contingency} == {(3, 5)}
     assert not {s.custodian for s in contingency} & {s.custodian for s in shares}
@@ -593,8 +661,10 @@ def test_init_dev_is_a_two_of_three_ceremony_left_active(  # type: ignore[no-unt
     with custody(env) as keeper:
         groups, keys = keeper.status()
         assert sorted((g.group, g.threshold, g.shares, g.active) for g in groups) == [
+            ("backup", 2, 3, False),
             ("ca-keys", 2, 3, True),
             ("contingency", 3, 5, False),
+            ("token-admin", 2, 3, False),
         ]
         assert len(keys) == 5 and all(k.active for k in keys)
         keeper.deactivate(actor="test")
@@ -617,6 +687,14 @@ def _private_pkcs8(env: dict[str, str], key_id: str, secret: bytes) -> bytes:
     return AESGCM(software_kek(secret)).decrypt(blob[:12], blob[12:], key_id.encode())
 
 
+def _share_args(shares: list[CustodianShare], tmp_path: Path, tag: str) -> list[str]:
+    """`--share FILE` for each share, written to files of their own under tmp_path."""
+    args = []
+    for n, share in enumerate(shares):
+        args += ["--share", str(write(tmp_path, f"{tag}-{n}.json", share))]
+    return args
+
+
 def test_backup_and_restore_of_a_lost_key(  # type: ignore[no-untyped-def]
     mpki, env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -625,22 +703,34 @@ def test_backup_and_restore_of_a_lost_key(  # type: ignore[no-untyped-def]
     device_ca = next(view for view in result.cas if view.name == "smki-device-ca")
     key_file = Path(env["MPKI_HOME"]) / "keys" / f"{device_ca.key_id}.key.json"
     backup = tmp_path / "device-ca.backup"
+    backup_args = _share_args(backup_shares(result)[:2], tmp_path, "backup")
+    activation_args = _share_args(shares_of(result)[:3], tmp_path, "activation")
 
-    # Backup needs the quorum active.
-    with custody(env) as keeper:
-        keeper.deactivate(actor="test")
+    # Backup needs fresh shares of the backup group: none, or the activation group's, are refused.
     done = mpki("keys", "backup", "smki-device-ca", "--out", str(backup))
     assert done.returncode != 0
-    assert "not active" in error_line(done.stderr)
+    assert "needs fresh shares of the backup group" in error_line(done.stderr)
+    done = mpki("keys", "backup", "smki-device-ca", "--out", str(backup), *activation_args)
+    assert done.returncode != 0
+    assert "has the activation role" in error_line(done.stderr)
+    done = mpki("keys", "backup", "smki-device-ca", "--out", str(backup), *backup_args[:2])
+    assert done.returncode != 0
+    assert "1 of 2 required shares" in error_line(done.stderr)
     assert not backup.exists()
+    refused = [e for e in events(env) if e["action"] == "key.backup_failed"]
+    assert [e["details"]["shares_presented"] for e in refused] == [0, 3, 1]
+    assert "key.backed_up" not in actions(env)
 
+    # ... and needs no activation: with the CA keys deactivated, the backup group alone backs up.
     with custody(env) as keeper:
-        keeper.activate(shares_of(result)[1:4], None, actor="test")
-    done = mpki("keys", "backup", "smki-device-ca", "--out", str(backup))
+        keeper.deactivate(actor="test")
+    done = mpki("keys", "backup", "smki-device-ca", "--out", str(backup), *backup_args)
     assert done.returncode == 0, done.stderr
+    assert "sealed for group backup" in done.stdout
     blob = backup.read_bytes()
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
 
-    # No plaintext private key in the backup, in any encoding.
+    # No plaintext private key in the backup, in any encoding; not even the KEK-sealed key file in the clear.
     pkcs8 = _private_pkcs8(env, device_ca.key_id, secret)
     private = serialization.load_der_private_key(pkcs8, password=None)
     assert isinstance(private, ec.EllipticCurvePrivateKey)
@@ -658,33 +748,31 @@ def test_backup_and_restore_of_a_lost_key(  # type: ignore[no-untyped-def]
     assert base64.b64encode(scalar).decode() not in text
     assert pkcs8 not in blob and scalar not in blob
     assert "PRIVATE KEY" not in text
-
-    # Restoring over an existing key is refused, and changes nothing.
-    before = key_file.read_bytes()
-    done = mpki("keys", "restore", "smki-device-ca", "--from", str(backup))
-    assert done.returncode != 0
-    assert "already exists" in error_line(done.stderr)
-    assert key_file.read_bytes() == before
+    assert json.loads(key_file.read_text())["sealed_private_key"] not in text
 
     # The key file is lost: the CA cannot sign.
+    original = key_file.read_bytes()
     key_file.unlink()
+    with custody(env) as keeper:
+        keeper.activate(shares_of(result)[:3], None, actor="test")
     csr = tmp_path / "device.csr"
     csr.write_bytes(device_csr(random_eui64(), pem=True))
     with pytest.raises(NotFound):
-        open_keystore(load_settings(env)).signing_key(device_ca.key_id)
+        open_keystore(load_settings(env)).signing_key(device_ca.key_id, Purpose.CERTIFICATE)
 
-    # Restore needs the quorum too.
-    with custody(env) as keeper:
-        keeper.deactivate(actor="test")
-        with pytest.raises(KeyStoreError, match="not active"):
-            keeper.restore("smki-device-ca", backup, actor="test")
-        assert not key_file.exists()
-        keeper.activate(shares_of(result)[:3], None, actor="test")
-
+    # Restore needs the backup group's shares too; without them nothing is laid back.
     done = mpki("keys", "restore", "smki-device-ca", "--from", str(backup))
+    assert done.returncode != 0
+    assert "needs fresh shares of the backup group" in error_line(done.stderr)
+    with custody(env) as keeper, pytest.raises(QuorumError, match="activation role"):
+        keeper.restore("smki-device-ca", backup, shares_of(result)[:3], None, actor="test")
+    assert not key_file.exists()
+    assert [e["details"]["shares_presented"] for e in events(env) if e["action"] == "key.restore_failed"] == [0, 3]
+
+    done = mpki("keys", "restore", "smki-device-ca", "--from", str(backup), *backup_args)
     assert done.returncode == 0, done.stderr
     assert "its signatures verify under the CA certificate" in done.stdout
-    assert key_file.is_file()
+    assert key_file.read_bytes() == original
     assert _private_pkcs8(env, device_ca.key_id, secret) == pkcs8
     certificate = x509.load_der_x509_certificate(device_ca.certificate_der)
     prove_signs_for(open_keystore(load_settings(env)), device_ca.key_id, certificate)
@@ -695,15 +783,44 @@ def test_backup_and_restore_of_a_lost_key(  # type: ignore[no-untyped-def]
     leaf = x509.load_pem_x509_certificate((tmp_path / "leaf.pem").read_bytes())
     leaf.verify_directly_issued_by(certificate)
 
+    # The same key already in place is left as it is; a different file under its name is never overwritten.
+    done = mpki("keys", "restore", "smki-device-ca", "--from", str(backup), *backup_args)
+    assert done.returncode == 0, done.stderr
+    key_file.write_text(json.dumps(json.loads(original)))  # the same key, other bytes
+    changed = key_file.read_bytes()
+    done = mpki("keys", "restore", "smki-device-ca", "--from", str(backup), *backup_args)
+    assert done.returncode != 0
+    assert "refusing to overwrite" in error_line(done.stderr)
+    assert key_file.read_bytes() == changed
+
     log = events(env)
     (backed_up,) = [e for e in log if e["action"] == "key.backed_up"]
     assert backed_up["ca"] == "smki-device-ca"
     assert backed_up["details"]["backup_sha256"] == hashlib.sha256(blob).hexdigest()
-    (restored,) = [e for e in log if e["action"] == "key.restored"]
-    assert restored["ca"] == "smki-device-ca" and restored["details"]["key_id"] == device_ca.key_id
+    assert backed_up["details"]["group"] == "backup"
+    assert backed_up["details"]["custodians"] == sorted(s.custodian for s in backup_shares(result)[:2])
+    restored = [e for e in log if e["action"] == "key.restored"]
+    assert len(restored) == 2 and restored[0]["ca"] == "smki-device-ca"
+    assert restored[0]["details"]["key_id"] == device_ca.key_id
+    assert restored[0]["details"]["proof"] == "signature verified under the CA certificate"
     assert_no_secrets(json.dumps(log), result)
     done = mpki("audit", "verify")
     assert done.returncode == 0, done.stderr
+
+
+def test_a_restore_while_the_keys_are_inactive_is_laid_back_but_not_proven(env: dict[str, str], tmp_path: Path) -> None:
+    result = run(env, tmp_path)
+    root = next(view for view in result.cas if view.name == "smki-root")
+    key_file = Path(env["MPKI_HOME"]) / "keys" / f"{root.key_id}.key.json"
+    with custody(env) as keeper:
+        keeper.backup("smki-root", tmp_path / "root.backup", backup_shares(result)[1:], None, actor="test")
+        keeper.deactivate(actor="test")
+    key_file.unlink()
+    with custody(env) as keeper:
+        restored = keeper.restore("smki-root", tmp_path / "root.backup", backup_shares(result)[:2], None, actor="test")
+    assert key_file.is_file() and restored.not_proven is not None and "activate group ca-keys" in restored.not_proven
+    (event,) = [e for e in events(env) if e["action"] == "key.restored"]
+    assert event["details"]["proof"] == restored.not_proven
 
 
 def test_a_backup_restores_only_as_its_own_ca(env: dict[str, str], tmp_path: Path) -> None:
@@ -712,16 +829,17 @@ def test_a_backup_restores_only_as_its_own_ca(env: dict[str, str], tmp_path: Pat
     views = {view.name: view for view in result.cas}
     keys = Path(env["MPKI_HOME"]) / "keys"
     backup = tmp_path / "root.backup"
+    fresh = backup_shares(result)[:2]
     with custody(env) as keeper:
-        keeper.backup("smki-root", backup, actor="test")
+        keeper.backup("smki-root", backup, fresh, None, actor="test")
     (keys / f"{views['smki-root'].key_id}.key.json").unlink()
     (keys / f"{views['smki-device-ca'].key_id}.key.json").unlink()
     with custody(env) as keeper, pytest.raises(KeyStoreError, match="smki-device-ca"):
-        keeper.restore("smki-device-ca", backup, actor="test")
+        keeper.restore("smki-device-ca", backup, fresh, None, actor="test")
     assert not (keys / f"{views['smki-root'].key_id}.key.json").exists()
     assert "key.restored" not in actions(env)
     with custody(env) as keeper:
-        assert keeper.restore("smki-root", backup, actor="test") == views["smki-root"].key_id
+        assert keeper.restore("smki-root", backup, fresh, None, actor="test").key_id == views["smki-root"].key_id
 
 
 def test_a_backup_does_not_open_under_another_quorum(env: dict[str, str], tmp_path: Path) -> None:
@@ -729,17 +847,23 @@ def test_a_backup_does_not_open_under_another_quorum(env: dict[str, str], tmp_pa
     root = next(view for view in result.cas if view.name == "smki-root")
     backup = tmp_path / "root.backup"
     with custody(env) as keeper:
-        keeper.backup("smki-root", backup, actor="test")
+        keeper.backup("smki-root", backup, backup_shares(result)[:2], None, actor="test")
         with pytest.raises(KeyStoreError, match="refusing to overwrite"):
-            keeper.backup("smki-root", backup, actor="test")
-    # Another installation made its own root under the same CA name; our backup must not open there.
+            keeper.backup("smki-root", backup, backup_shares(result)[:2], None, actor="test")
+    # Another installation's backup group (same group name, other ceremony) does not open our backup.
     theirs = other_env(tmp_path, env)
     other = run(theirs, tmp_path, tag="other", ceremony="other-2026")
-    other_root = next(view for view in other.cas if view.name == "smki-root")
-    (Path(theirs["MPKI_HOME"]) / "keys" / f"{other_root.key_id}.key.json").unlink()
-    with custody(theirs) as keeper, pytest.raises(KeyStoreError):
-        keeper.restore("smki-root", backup, actor="test")
-    assert not (Path(theirs["MPKI_HOME"]) / "keys" / f"{root.key_id}.key.json").exists()
+    key_file = Path(env["MPKI_HOME"]) / "keys" / f"{root.key_id}.key.json"
+    key_file.unlink()
+    with custody(env) as keeper, pytest.raises(QuorumError, match="does not belong to group 'backup'"):
+        keeper.restore("smki-root", backup, backup_shares(other)[:2], None, actor="test")
+    assert not key_file.exists()
+    # And their backup key, had they rebuilt it, does not open it either.
+    from mpki.keys.software_backups import restore_software_key
+
+    with pytest.raises(KeyStoreError, match="does not open"):
+        restore_software_key(backup.read_bytes(), backup_key(quorum_secret(other, "backup")), key_file.parent)
+    assert not key_file.exists()
 
 
 # --- bootstrap and reinitialise -----------------------------------------------------------------------
@@ -854,10 +978,10 @@ def test_the_whole_lifecycle_leaves_every_event_in_a_verifying_chain(env: dict[s
         with pytest.raises(QuorumError):
             keeper.activate(shares[:2], None, actor="test")
         keeper.activate(shares[2:], None, actor="test")
-        keeper.backup("smki-root", tmp_path / "root.backup", actor="test")
+        keeper.backup("smki-root", tmp_path / "root.backup", backup_shares(result)[:2], None, actor="test")
     (Path(env["MPKI_HOME"]) / "keys" / f"{root.key_id}.key.json").unlink()
     with custody(env) as keeper:
-        keeper.restore("smki-root", tmp_path / "root.backup", actor="test")
+        keeper.restore("smki-root", tmp_path / "root.backup", backup_shares(result)[1:], None, actor="test")
     seen = actions(env)
     assert set(seen) >= KEY_AND_CEREMONY_EVENTS
     assert seen.count("ceremony.step") == len(EXPECTED_STEPS)

@@ -139,10 +139,11 @@ def test_init_dev_then_list_export_issue_show(mpki, tmp_path: Path) -> None:  # 
 
     run = mpki("audit", "verify")
     assert run.returncode == 0, run.stderr
-    # The dev ceremony: 19 recorded steps (3 of them the contingency key's quorum split, test and key) +
-    # ceremony.completed, and per CA key.generated + ca.created (30); the demo organisation and its four
-    # portal accounts (5); then per certificate its serial reserved and the certificate issued.
-    assert "audit chain OK: 41 events" in run.stdout
+    # The dev ceremony: 23 recorded steps (3 of them the contingency key's quorum split, test and key, 4 the
+    # backup and token-admin groups' split and test) + ceremony.completed, and per CA key.generated +
+    # ca.created (34); the demo organisation and its four portal accounts (5); then per certificate its
+    # serial reserved and the certificate issued.
+    assert "audit chain OK: 45 events" in run.stdout
 
 
 def test_init_dev_twice_fails_cleanly(mpki, database_url: str) -> None:  # type: ignore[no-untyped-def]

@@ -1,10 +1,9 @@
-"""The PKCS#11 keystore on real SoftHSM2 tokens: keys that cannot be read, signatures OpenSSL accepts,
-a backup path through the trusted key only, and calls serialised across threads."""
+"""The PKCS#11 keystore on real SoftHSM2 tokens: keys that can be neither read nor wrapped out,
+signatures OpenSSL accepts, and calls serialised across threads. (Token backups: test_key_backup.py.)"""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import signal
 import subprocess
@@ -32,7 +31,6 @@ from pkcs11 import exceptions as p11errors  # noqa: E402
 
 from mpki.keys.pkcs11 import INACTIVE_MESSAGE, Pkcs11KeyStore  # noqa: E402
 from mpki.keys.pkcs11_tokens import (  # noqa: E402
-    BACKUP_KEY_LABEL,
     initialise_token,
     module_handle,
     pin_digest,
@@ -45,15 +43,10 @@ NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 @pytest.fixture
-def backup_key() -> bytes:
-    return os.urandom(32)
-
-
-@pytest.fixture
-def hsm(softhsm: SoftHsm, backup_key: bytes) -> SoftHsm:  # noqa: F811
-    """Token ca-a with the trusted backup key, and a fresh token ca-b as the backup HSM."""
-    softhsm.init_token("ca-a", SO_PIN, PINS["ca-a"], backup_key)
-    softhsm.init_token("ca-b", SO_PIN, PINS["ca-b"], backup_key)
+def hsm(softhsm: SoftHsm) -> SoftHsm:  # noqa: F811
+    """Two tokens, ca-a and ca-b."""
+    softhsm.init_token("ca-a", SO_PIN, PINS["ca-a"])
+    softhsm.init_token("ca-b", SO_PIN, PINS["ca-b"])
     return softhsm
 
 
@@ -139,33 +132,35 @@ def _openssl_verifies(tmp_path: Path, ca: x509.Certificate, leaf: x509.Certifica
 # --- custody -------------------------------------------------------------------------------------
 
 
-def test_generated_key_cannot_be_read_or_wrapped_by_an_ordinary_key(hsm: SoftHsm, store: Pkcs11KeyStore) -> None:
-    info = store.generate("root", KeyAlgorithm.EC_P256, "ca-a")
+@pytest.mark.parametrize("algorithm", [KeyAlgorithm.EC_P256, KeyAlgorithm.RSA_3072])
+def test_a_generated_key_can_be_neither_read_nor_wrapped_out(
+    hsm: SoftHsm, store: Pkcs11KeyStore, algorithm: KeyAlgorithm
+) -> None:
+    info = store.generate("root", algorithm, "ca-a")
     token, _, hex_id = info.key_id.partition("/")
     assert token == "ca-a" and info.token == "ca-a" and info.backend == "pkcs11"
     private = _token_object(hsm.module, "ca-a", ObjectClass.PRIVATE_KEY, bytes.fromhex(hex_id))
 
     assert private[Attribute.SENSITIVE] and private[Attribute.PRIVATE] and private[Attribute.SIGN]
-    assert private[Attribute.EXTRACTABLE] and private[Attribute.WRAP_WITH_TRUSTED]
-    assert not private[Attribute.DECRYPT] and not private[Attribute.DERIVE]
+    assert not private[Attribute.EXTRACTABLE] and not private[Attribute.WRAP_WITH_TRUSTED]
+    assert not private[Attribute.DECRYPT] and not private[Attribute.DERIVE] and not private[Attribute.UNWRAP]
     handle = module_handle(hsm.module)
     with handle.lock:
+        secret_part = Attribute.PRIVATE_EXPONENT if algorithm is KeyAlgorithm.RSA_3072 else Attribute.VALUE
         with pytest.raises(p11errors.AttributeSensitive):
-            private[Attribute.VALUE]
+            private[secret_part]
         with pytest.raises(p11errors.PKCS11Error):  # SENSITIVE can never be cleared again
             private[Attribute.SENSITIVE] = False
-        with pytest.raises(p11errors.PKCS11Error):  # nor WRAP_WITH_TRUSTED
-            private[Attribute.WRAP_WITH_TRUSTED] = False
+        with pytest.raises(p11errors.PKCS11Error):  # nor EXTRACTABLE set again
+            private[Attribute.EXTRACTABLE] = True
+        # No wrapping key, one the user session makes included, takes the key out of the token.
         session = handle.sessions("ca-a").user
-        ordinary = session.generate_key(KeyType.AES, 256, template={Attribute.TOKEN: False})
-        with pytest.raises(p11errors.KeyNotWrappable):
-            ordinary.wrap_key(private, mechanism=Mechanism.AES_KEY_WRAP_PAD)
-        ordinary.destroy()
-
-    backup = _token_object(hsm.module, "ca-a", ObjectClass.SECRET_KEY, BACKUP_KEY_LABEL.encode())
-    assert backup[Attribute.TRUSTED] and backup[Attribute.WRAP]
-    assert not backup[Attribute.UNWRAP] and not backup[Attribute.DECRYPT] and not backup[Attribute.ENCRYPT]
-    assert backup[Attribute.SENSITIVE] and not backup[Attribute.EXTRACTABLE]
+        for mechanism in (Mechanism.AES_KEY_WRAP_PAD, Mechanism.AES_KEY_WRAP):
+            wrapping = session.generate_key(KeyType.AES, 256, template={Attribute.TOKEN: False})
+            with pytest.raises(p11errors.KeyUnextractable):
+                wrapping.wrap_key(private, mechanism=mechanism)
+            wrapping.destroy()
+        assert list(session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY})) == []  # nothing to wrap with
 
     key = store.signing_key(info.key_id)
     with pytest.raises(KeyStoreError, match="never leave"):
@@ -281,11 +276,10 @@ def test_rsa_signatures_are_pkcs1v15_only(store: Pkcs11KeyStore) -> None:
 # --- activation ----------------------------------------------------------------------------------
 
 
-def test_inactive_keystore_describes_keys_but_refuses_to_use_them(hsm: SoftHsm, backup_key: bytes) -> None:
+def test_inactive_keystore_describes_keys_but_refuses_to_use_them(hsm: SoftHsm) -> None:
     with Pkcs11KeyStore(hsm.module, PINS.__getitem__) as active:
         assert active.is_active()
         info = active.generate("root", KeyAlgorithm.EC_P256, "ca-a")
-        blob = active.export_backup(info.key_id, backup_key)
     # closed: no session in this process is logged in any more, so what follows sees public objects only
 
     inactive = Pkcs11KeyStore(hsm.module, None)
@@ -297,10 +291,6 @@ def test_inactive_keystore_describes_keys_but_refuses_to_use_them(hsm: SoftHsm, 
     assert str(refused.value) == INACTIVE_MESSAGE
     with pytest.raises(KeyStoreError, match="mpki keys activate"):
         inactive.generate("another", KeyAlgorithm.EC_P256, "ca-a")
-    with pytest.raises(KeyStoreError, match="mpki keys activate"):
-        inactive.export_backup(info.key_id, backup_key)
-    with pytest.raises(KeyStoreError, match="mpki keys activate"):
-        inactive.import_backup(blob, backup_key, "ca-b")
     inactive.close()
 
 
@@ -317,113 +307,15 @@ def test_a_wrong_pin_is_refused_even_after_another_store_logged_in(hsm: SoftHsm)
         Pkcs11KeyStore(hsm.module, lambda _token: "not-the-pin").signing_key(info.key_id)
 
 
-# --- backup and restore --------------------------------------------------------------------------
-
-
-def test_backup_from_token_a_restores_into_token_b(
-    hsm: SoftHsm, store: Pkcs11KeyStore, backup_key: bytes, tmp_path: Path
-) -> None:
-    original = store.generate("issuing", KeyAlgorithm.EC_P256, "ca-a")
-    ca = _ca_certificate(store.signing_key(original.key_id), "Backed-up CA")
-
-    blob = store.export_backup(original.key_id, backup_key)
-    document = json.loads(blob)
-    assert document["format"] == "mpki-pkcs11-backup-1" and document["mechanism"] == "AES_KEY_WRAP_PAD"
-    assert document["key_id"] == original.key_id and document["label"] == "issuing"
-    assert b"PRIVATE KEY" not in blob
-
-    restored = store.import_backup(blob, backup_key, "ca-b")
-    assert restored.token == "ca-b" and restored.label == "issuing"
-    assert restored.key_id.split("/")[1] == original.key_id.split("/")[1]
-    assert restored.public_key_der == original.public_key_der
-    assert store.info(restored.key_id) == restored
-
-    # the clone signs for the original certificate's key: a certificate it issues chains to the original CA
-    clone = store.signing_key(restored.key_id)
-    assert isinstance(clone, ec.EllipticCurvePrivateKey)
-    signature = clone.sign(b"from token b", ec.ECDSA(hashes.SHA256()))
-    public = ca.public_key()
-    assert isinstance(public, ec.EllipticCurvePublicKey)
-    public.verify(signature, b"from token b", ec.ECDSA(hashes.SHA256()))
-    _openssl_verifies(tmp_path, ca, _leaf_certificate(clone, ca, "issued by the clone"))
-
-    # the restored copy is sensitive and cannot leave token b at all
-    private = _token_object(hsm.module, "ca-b", ObjectClass.PRIVATE_KEY, bytes.fromhex(restored.key_id.split("/")[1]))
-    assert private[Attribute.SENSITIVE] and not private[Attribute.EXTRACTABLE]
-    with module_handle(hsm.module).lock, pytest.raises(p11errors.AttributeSensitive):
-        private[Attribute.VALUE]
-    with pytest.raises(KeyStoreError, match="not extractable"):
-        store.export_backup(restored.key_id, backup_key)
-    with pytest.raises(KeyStoreError, match="already exists"):
-        store.import_backup(blob, backup_key, "ca-b")
-
-
-def test_rsa_backup_round_trips(store: Pkcs11KeyStore, backup_key: bytes) -> None:
-    original = store.generate("rsa", KeyAlgorithm.RSA_3072, "ca-a")
-    restored = store.import_backup(store.export_backup(original.key_id, backup_key), backup_key, "ca-b")
-    public = original.public_key()
-    assert isinstance(public, rsa.RSAPublicKey)
-    clone = store.signing_key(restored.key_id)
-    assert isinstance(clone, rsa.RSAPrivateKey)
-    signature = clone.sign(b"m", padding.PKCS1v15(), hashes.SHA256())
-    public.verify(signature, b"m", padding.PKCS1v15(), hashes.SHA256())
-
-
-def test_a_wrong_backup_key_is_refused_both_ways(store: Pkcs11KeyStore, backup_key: bytes) -> None:
-    info = store.generate("root", KeyAlgorithm.EC_P256, "ca-a")
-    wrong = bytes(b ^ 0x01 for b in backup_key)
-    with pytest.raises(KeyStoreError, match="not the backup key of token 'ca-a'"):
-        store.export_backup(info.key_id, wrong)
-    blob = store.export_backup(info.key_id, backup_key)
-    with pytest.raises(KeyStoreError, match="does not unwrap this backup"):
-        store.import_backup(blob, wrong, "ca-b")
-    assert [k for k in store.list_keys() if k.token == "ca-b"] == []
-    with pytest.raises(KeyStoreError, match="32 bytes"):
-        store.export_backup(info.key_id, backup_key[:16])
-
-
-def test_a_tampered_backup_is_refused_and_leaves_nothing_behind(store: Pkcs11KeyStore, backup_key: bytes) -> None:
-    first = store.generate("first", KeyAlgorithm.EC_P256, "ca-a")
-    second = store.generate("second", KeyAlgorithm.EC_P256, "ca-a")
-    blob = json.loads(store.export_backup(first.key_id, backup_key))
-
-    swapped_key = dict(blob, public_key=json.loads(store.export_backup(second.key_id, backup_key))["public_key"])
-    with pytest.raises(KeyStoreError, match="key id does not match"):
-        store.import_backup(json.dumps(swapped_key).encode(), backup_key, "ca-b")
-
-    # consistent id and public key of another key around this key's wrapped value: the probe signature fails
-    other = json.loads(store.export_backup(second.key_id, backup_key))
-    chimera = dict(other, wrapped=blob["wrapped"])
-    with pytest.raises(KeyStoreError, match="does not match its public key"):
-        store.import_backup(json.dumps(chimera).encode(), backup_key, "ca-b")
-    assert [k for k in store.list_keys() if k.token == "ca-b"] == []
-    handle = module_handle(store.module)
-    with handle.lock:
-        leftovers = list(handle.sessions("ca-b").user.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY}))
-    assert leftovers == []
-
-    with pytest.raises(KeyStoreError, match="not a readable"):
-        store.import_backup(b"{not json", backup_key, "ca-b")
-
-
-def test_a_token_without_the_trusted_key_cannot_back_up(softhsm: SoftHsm, backup_key: bytes) -> None:  # noqa: F811
-    softhsm.init_token("spare", SO_PIN, PINS["spare"], None)
-    with Pkcs11KeyStore(softhsm.module, PINS.__getitem__) as keystore:
-        info = keystore.generate("k", KeyAlgorithm.EC_P256)  # the only token: no need to name it
-        assert info.token == "spare"
-        with pytest.raises(KeyStoreError, match="no trusted backup key"):
-            keystore.export_backup(info.key_id, backup_key)
-
-
 # --- tokens --------------------------------------------------------------------------------------
 
 
 def test_token_initialisation_refuses_an_existing_label(hsm: SoftHsm) -> None:
     assert token_labels(hsm.module) == ["ca-a", "ca-b"]
     with pytest.raises(KeyStoreError, match="already exists"):
-        initialise_token(hsm.module, "ca-a", "another-so", "another-user", None)
-    with pytest.raises(KeyStoreError, match="32 bytes"):
-        initialise_token(hsm.module, "new", SO_PIN, "user-pin", b"short")
+        initialise_token(hsm.module, "ca-a", "another-so", "another-user")
+    with pytest.raises(KeyStoreError, match="a token label is 1 to 32 bytes"):
+        initialise_token(hsm.module, "x" * 33, SO_PIN, "user-pin")
 
 
 def test_a_token_initialised_by_another_process_is_found_by_label(softhsm: SoftHsm) -> None:  # noqa: F811

@@ -37,6 +37,7 @@ from mpki.ceremony.spec import parse as parse_ceremony
 from mpki.domain import Forbidden, InvalidRequest, KeyStoreError, MpkiError, NotFound, RevocationReason
 from mpki.keys.activation import ActivationStore
 from mpki.keys.contingency import read_unwrap_key, write_unwrap_key
+from mpki.keys.purposes import Purpose
 from mpki.keys.quorum import combine, read_share
 from mpki.recovery import RecoveryContext, RecoveryStatus, RunInputs, approve, issuing_ca
 from mpki.recovery import apex as apex_recovery
@@ -505,7 +506,7 @@ def test_root_recovery_new_root_trusted_by_the_endpoint(inst: Installation, tmp_
 
     replay = answer(endpoint, update_file.read_bytes())
     assert isinstance(replay, TampError) and replay.status is StatusCode.seqNumFailure
-    old_key = inst.authority.keystore.signing_key(old_root.key_id)
+    old_key = inst.authority.keystore.signing_key(old_root.key_id, Purpose.TAMP)
     old_anchor = TrustAnchor.from_certificate(old_root.certificate_der)
     signed = sign_message(StatusQuery(MsgRef(AllModules(), 2**40)), old_key, key_id=old_anchor.key_id)
     refused = answer(endpoint, signed)
@@ -576,7 +577,7 @@ def test_apex_recovery_with_the_contingency_key(inst: Installation) -> None:
     replay = answer(endpoint, update_der)
     assert isinstance(replay, TampError)
     old_anchor = TrustAnchor.from_certificate(old_apex.certificate_der)
-    old_apex_key = inst.authority.keystore.signing_key(old_apex.key_id)
+    old_apex_key = inst.authority.keystore.signing_key(old_apex.key_id, Purpose.TAMP)
     query = sign_message(StatusQuery(MsgRef(AllModules(), 2**40)), old_apex_key, key_id=old_anchor.key_id)
     refused = answer(endpoint, query)
     assert isinstance(refused, TampError) and refused.status is StatusCode.noTrustAnchor

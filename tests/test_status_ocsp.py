@@ -20,7 +20,6 @@ from mpki.asn1.ocsp import MAX_CERTIFICATES_PER_REQUEST, CertId, SingleStatus
 from mpki.ca import CertificationAuthority, IssuedView
 from mpki.ca.ocsp import OcspSigner
 from mpki.domain import KeyStoreError, RevocationReason, utcnow
-from mpki.keys import SoftwareKeyStore
 from mpki.status import StatusService
 from tests.support.status import (
     ca_certificate,
@@ -28,6 +27,7 @@ from tests.support.status import (
     certificate,
     check_cert_id,
     check_signed_by_responder,
+    inactive_node,
     insert_certificates,
     issue,
     multi_request,
@@ -62,7 +62,14 @@ def signatures(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
         calls.append(len(answers))
         return original(self, answers, **kwargs)
 
+    original_each = OcspSigner.sign_each
+
+    def counting_each(self: OcspSigner, answers: list[Any], produced_at: Any) -> list[bytes]:
+        calls.extend(1 for _ in answers)  # pre-signing: one response per certificate, signed in one batch
+        return original_each(self, answers, produced_at)
+
     monkeypatch.setattr(OcspSigner, "sign", counting)
+    monkeypatch.setattr(OcspSigner, "sign_each", counting_each)
     yield calls
 
 
@@ -380,8 +387,7 @@ def test_an_inactive_keystore_serves_presigned_answers_and_asks_to_try_later_for
     issuer = ca_certificate(authority, "smki-device-ca")
     cert = certificate(view)
     status.maintain()
-    inactive = SoftwareKeyStore.open_inactive(authority.settings.keys_dir)
-    node = StatusService(CertificationAuthority(authority.settings, authority.database, inactive))
+    node = inactive_node(authority)
     plain = ocsp_request(cert, issuer)
     assert node.ocsp.answer(plain).der == stored_response(sql, view.serial)
     needs_signing = {
@@ -412,8 +418,7 @@ def test_a_revocation_made_while_the_keys_were_inactive_is_published_by_the_next
 ) -> None:
     view = issue(authority, "smki-device")
     status.maintain()
-    inactive = SoftwareKeyStore.open_inactive(authority.settings.keys_dir)
-    node = StatusService(CertificationAuthority(authority.settings, authority.database, inactive))
+    node = inactive_node(authority)
     assert node.revocations.revoke([view.serial], R.KEY_COMPROMISE, actor=AGENT).published == ()
     published = {(crl.ca, crl.kind) for crl in status.maintain().crls_published}
     assert {("smki-device-ca", "full"), ("smki-device-ca", "delta")} <= published

@@ -22,6 +22,9 @@ from sqlalchemy import Connection, text
 from mpki.ca import CertificationAuthority, IssuanceOrder, IssuedView
 from mpki.config import Settings, StatusSettings
 from mpki.domain import utcnow
+from mpki.keys import KeyStore, SoftwareKeyStore
+from mpki.signer.service import SigningService
+from mpki.signer.signing_keys import SigningKeys
 from mpki.status import StatusService
 from mpki.status.issuers import subject_public_key_bits
 from mpki.store import CaRepository, CertificateRepository
@@ -34,6 +37,19 @@ ISSUING["tls-client"] = "tls-issuing"
 
 
 # ----- an installation with other status settings -------------------------------------------------
+
+
+class _InactiveSigner(SigningService):
+    """A signer whose keystore is present but not unlocked, as after `mpki keys deactivate`."""
+
+    def _open(self) -> KeyStore:
+        return SoftwareKeyStore.open_inactive(self.settings.keys_dir)
+
+
+def inactive_node(authority: CertificationAuthority) -> StatusService:
+    """Another node of the same installation whose signer holds no activation."""
+    keys = SigningKeys(_InactiveSigner(authority.settings))
+    return StatusService(CertificationAuthority(authority.settings, authority.database, keys))
 
 
 def status_with(authority: CertificationAuthority, **changes: int) -> StatusService:

@@ -17,7 +17,7 @@ from mpki.ca.model import CaView, IssuanceOrder, IssuanceResult, IssuedView
 from mpki.ca.owner import owner_is_dead, this_owner
 from mpki.ca.parameters import profile_parameters
 from mpki.ca.serials import new_serials
-from mpki.ca.signing import Issuer, sign_certificate, spki_sha256
+from mpki.ca.signing import Issuer, draft_certificate, draft_key, sign_certificate, signature_hash, spki_sha256
 from mpki.ca.views import ca_view, issued_view
 from mpki.config import Settings
 from mpki.domain import (
@@ -31,7 +31,8 @@ from mpki.domain import (
     utcnow,
 )
 from mpki.domain import format_serial as _format_serial
-from mpki.keys import INACTIVE_MESSAGE, KeyAlgorithm, KeyStore
+from mpki.keys import INACTIVE_MESSAGE, KeyAlgorithm
+from mpki.keys.purposes import Purpose
 from mpki.profiles import (
     CheckedRequest,
     Profile,
@@ -45,6 +46,7 @@ from mpki.profiles import (
     load_csr,
     validity,
 )
+from mpki.signer.signing_keys import SigningKeys
 from mpki.store import (
     CaRepository,
     CertificateAuthority,
@@ -71,7 +73,7 @@ class _Accepted:
 class CertificationAuthority:
     """The signer room's front door. Every state change is written with its audit events."""
 
-    def __init__(self, settings: Settings, database: Database, keystore: KeyStore) -> None:
+    def __init__(self, settings: Settings, database: Database, keystore: SigningKeys) -> None:
         self.settings = settings
         self.parameters = profile_parameters(settings)
         self.database = database
@@ -154,7 +156,7 @@ class CertificationAuthority:
             )
             row_id = row.id
         if parent_row is None:
-            issuer = Issuer(request.subject, self.keystore.signing_key(info.key_id), None, None)
+            issuer = Issuer(request.subject, self.keystore.signing_key(info.key_id, Purpose.CERTIFICATE), None, None)
         else:
             issuer = self._issuer(parent_row)
         period = validity(profile, self.parameters, now, issuer.not_after)
@@ -198,7 +200,7 @@ class CertificationAuthority:
         certificate = x509.load_der_x509_certificate(ca.certificate_der)
         return Issuer(
             name=certificate.subject,
-            key=self.keystore.signing_key(ca.key_id),
+            key=self.keystore.signing_key(ca.key_id, Purpose.CERTIFICATE),
             key_identifier=bytes.fromhex(ca.key_identifier),
             not_after=ca.not_after,
             ca_name=ca.name,
@@ -520,13 +522,22 @@ class CertificationAuthority:
         rows: list[dict[str, Any]] = []
         records: list[AuditRecord] = []
         periods: dict[str, Any] = {}
-        for item, (serial, serial_text) in zip(chunk, serials, strict=True):
+        draft = draft_key(issuer.key)
+        drafts = []
+        for item, (serial, _) in zip(chunk, serials, strict=True):
             profile: Profile = get_profile(item.order.profile)
             period = periods.get(profile.name)
             if period is None:
                 period = periods[profile.name] = validity(profile, self.parameters, now, issuer.not_after)
-            certificate = sign_certificate(profile, item.request, issuer, serial, period, self.parameters)
-            der = certificate.public_bytes(serialization.Encoding.DER)
+            drafts.append(draft_certificate(profile, item.request, issuer, draft, serial, period, self.parameters))
+        # The whole chunk is signed in one request to the signer.
+        signatures = self.keystore.sign_many(
+            ca.key_id, Purpose.CERTIFICATE, signature_hash(issuer.key).name, [unsigned.tbs for unsigned in drafts]
+        )
+        for item, (_, serial_text), unsigned, signature in zip(chunk, serials, drafts, signatures, strict=True):
+            profile = get_profile(item.order.profile)
+            period = periods[profile.name]
+            der = unsigned.signed(signature)
             fingerprint = hashlib.sha256(der).hexdigest()
             request = item.request
             rows.append(

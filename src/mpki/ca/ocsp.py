@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -10,9 +11,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509 import ocsp
 
+from mpki.asn1.der import read_tlv, tlv
 from mpki.asn1.ocsp import SingleStatus, encode_basic_response, encode_response_data
 from mpki.ca.crl import sign_bytes, signature_algorithm_der
-from mpki.ca.signing import signature_hash
+from mpki.ca.signing import draft_key, signature_hash
+
+# Signs many to-be-signed ResponseData in one request to the signer.
+BatchSign = Callable[[Sequence[bytes]], list[bytes]]
 
 _HASHES: dict[str, hashes.HashAlgorithm] = {
     "sha1": hashes.SHA1(),
@@ -45,6 +50,7 @@ class OcspSigner:
     responder_id: int
     certificate: x509.Certificate
     key: CertificateIssuerPrivateKeyTypes
+    sign_batch: BatchSign | None = None
 
     @property
     def not_after(self) -> dt.datetime:
@@ -56,9 +62,25 @@ class OcspSigner:
             return self._sign_one(answers[0], nonce, produced_at)
         return self._sign_many(answers, nonce, produced_at)
 
-    def _sign_one(self, answer: SingleStatus, nonce: bytes | None, produced_at: dt.datetime) -> bytes:
+    def sign_each(self, answers: Sequence[SingleStatus], produced_at: dt.datetime) -> list[bytes]:
+        """One response per answer (pre-signing), all signed in one request to the signer when it batches."""
+        if self.sign_batch is None:
+            return [self._sign_one(answer, None, produced_at) for answer in answers]
+        draft = draft_key(self.key)
+        drafts = [self._sign_one(answer, None, produced_at, draft) for answer in answers]
+        tbs = [ocsp.load_der_ocsp_response(der).tbs_response_bytes for der in drafts]
+        return [_with_signature(der, signature) for der, signature in zip(drafts, self.sign_batch(tbs), strict=True)]
+
+    def _sign_one(
+        self,
+        answer: SingleStatus,
+        nonce: bytes | None,
+        produced_at: dt.datetime,
+        key: CertificateIssuerPrivateKeyTypes | None = None,
+    ) -> bytes:
         # cryptography takes producedAt from the clock; the pre-signed response's thisUpdate is ours.
         del produced_at
+        key = key or self.key
         builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
             issuer_name_hash=answer.cert_id.issuer_name_hash,
             issuer_key_hash=answer.cert_id.issuer_key_hash,
@@ -74,7 +96,7 @@ class OcspSigner:
         builder = builder.certificates([self.certificate])
         if nonce is not None:
             builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-        response = builder.sign(self.key, signature_hash(self.key))
+        response = builder.sign(key, signature_hash(key))
         return response.public_bytes(serialization.Encoding.DER)
 
     def _sign_many(self, answers: list[SingleStatus], nonce: bytes | None, produced_at: dt.datetime) -> bytes:
@@ -87,6 +109,24 @@ class OcspSigner:
             signature,
             [self.certificate.public_bytes(serialization.Encoding.DER)],
         )
+
+
+def _with_signature(draft: bytes, signature: bytes) -> bytes:
+    """The draft OCSPResponse with its BasicOCSPResponse's signature replaced (RFC 6960 section 4.2.1)."""
+    _, outer, _ = read_tlv(draft, 0, "a draft OCSP response")
+    _, _, after_status = read_tlv(outer, 0, "its responseStatus")
+    _, explicit, _ = read_tlv(outer, after_status, "its responseBytes")
+    _, response_bytes, _ = read_tlv(explicit, 0, "its ResponseBytes")
+    _, _, after_type = read_tlv(response_bytes, 0, "its responseType")
+    _, basic, _ = read_tlv(response_bytes, after_type, "its response")
+    _, fields, _ = read_tlv(basic, 0, "its BasicOCSPResponse")
+    _, _, after_tbs = read_tlv(fields, 0, "its tbsResponseData")
+    _, _, after_algorithm = read_tlv(fields, after_tbs, "its signatureAlgorithm")
+    _, _, after_signature = read_tlv(fields, after_algorithm, "its signature")
+    signed_fields = fields[:after_algorithm] + tlv(0x03, b"\x00" + signature) + fields[after_signature:]
+    signed_basic = tlv(0x30, signed_fields)
+    signed_bytes = response_bytes[:after_type] + tlv(0x04, signed_basic)
+    return tlv(0x30, outer[:after_status] + tlv(0xA0, tlv(0x30, signed_bytes)))
 
 
 def unsuccessful(status: str) -> bytes:

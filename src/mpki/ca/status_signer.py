@@ -4,7 +4,7 @@ CRLs and OCSP responses. What to say (who is revoked) is decided in `status`; he
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -19,6 +19,7 @@ from mpki.ca.serials import new_serials
 from mpki.ca.signing import signature_hash
 from mpki.domain import InvalidRequest, KeyStoreError, SerialStatus, utcnow
 from mpki.keys import INACTIVE_MESSAGE, KeyAlgorithm
+from mpki.keys.purposes import OCSP_RESPONDER_PURPOSES, Purpose
 from mpki.store import CaRepository, CertificateAuthority, OcspRepository, OcspResponder, SerialRepository
 
 _CN_MAX = 64
@@ -50,14 +51,16 @@ class StatusSigner:
         issuer_certificate = x509.load_der_x509_certificate(ca.certificate_der)
         ca_key = self.keystore.info(ca.key_id)
         now = utcnow().replace(microsecond=0)
-        info = self.keystore.generate(f"{ca.name}-ocsp-{now:%Y%m%d%H%M%S}", KeyAlgorithm.EC_P256, ca_key.token)
+        info = self.keystore.generate(
+            f"{ca.name}-ocsp-{now:%Y%m%d%H%M%S}", KeyAlgorithm.EC_P256, ca_key.token, purposes=OCSP_RESPONDER_PURPOSES
+        )
         [(serial, serial_text)] = new_serials(1)
         with self.database.transaction() as session:
             SerialRepository(session).reserve(ca.id, [serial_text], this_owner(), now)
         not_after = min(now + lifetime, ca.not_after)
         public_key = info.public_key()
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, responder_common_name(issuer_certificate))])
-        issuer_key = self.keystore.signing_key(ca.key_id)
+        issuer_key = self.keystore.signing_key(ca.key_id, Purpose.CERTIFICATE)
         certificate = (
             x509.CertificateBuilder()
             .issuer_name(issuer_certificate.subject)
@@ -100,7 +103,7 @@ class StatusSigner:
                 ],
             )
             responder_id = row.id
-        return OcspSigner(responder_id, certificate, self.keystore.signing_key(info.key_id))
+        return self._ocsp_signer(responder_id, certificate, info.key_id)
 
     def ocsp_signer(self, ca_id: int, now: dt.datetime) -> OcspSigner | None:
         """The CA's responder valid now, or None when it has none (then `status` issues one)."""
@@ -108,8 +111,19 @@ class StatusSigner:
             row = OcspRepository(session).current_responder(ca_id, now)
         if row is None:
             return None
+        if not self.keystore.is_active():
+            raise KeyStoreError(INACTIVE_MESSAGE)
         certificate = x509.load_der_x509_certificate(row.certificate_der)
-        return OcspSigner(row.id, certificate, self.keystore.signing_key(row.key_id))
+        return self._ocsp_signer(row.id, certificate, row.key_id)
+
+    def _ocsp_signer(self, responder_id: int, certificate: x509.Certificate, key_id: str) -> OcspSigner:
+        key = self.keystore.signing_key(key_id, Purpose.OCSP)
+        algorithm = signature_hash(key).name
+
+        def sign_batch(payloads: Sequence[bytes]) -> list[bytes]:
+            return self.keystore.sign_many(key_id, Purpose.OCSP, algorithm, payloads)
+
+        return OcspSigner(responder_id, certificate, key, sign_batch)
 
     def sign_crl(
         self, ca: CertificateAuthority, spec_without_issuer: CrlSpec, entries: Iterable[tuple[int, dt.datetime, int]]
@@ -117,4 +131,4 @@ class StatusSigner:
         """Sign a CRL for `ca` with the CA's own key (no indirect CRLs)."""
         if not self.keystore.is_active():
             raise KeyStoreError(INACTIVE_MESSAGE)
-        return sign_crl(spec_without_issuer, entries, self.keystore.signing_key(ca.key_id))
+        return sign_crl(spec_without_issuer, entries, self.keystore.signing_key(ca.key_id, Purpose.CRL))

@@ -2,7 +2,10 @@
 CAs, and a TLS root with an issuing CA.
 
 INSECURE by design: software keys, a 2-of-3 quorum whose three shares are written side by side into
-`MPKI_HOME/dev-shares`, and the keystore left activated. The apex (the SMKI root) carries a contingency
+`MPKI_HOME/dev-shares`, and the keystore left activated. The backup group and the token-admin group
+(2 of 3 each, their own dev custodians) are made too, their shares in `dev-shares` beside the others
+(`*-backup-share-*`, `*-token-admin-share-*`): software keys have no SO PIN, but a dev installation
+has the same groups as a real one. The apex (the SMKI root) carries a contingency
 key made behind its own 3-of-5 quorum (shares in `dev-shares` too) with its unwrap key in
 `MPKI_HOME/dev-contingency-unwrap-key.json`. It runs the same ceremony code as a real one,
 so a newcomer has a working PKI in seconds and sees what a ceremony records.
@@ -16,11 +19,12 @@ from pathlib import Path
 
 from mpki.ca import CaView, CertificationAuthority
 from mpki.ceremony.runner import CeremonyResult, StepHook, run_ceremony
-from mpki.ceremony.spec import CaStep, CeremonySpec, ContingencyStep, People
+from mpki.ceremony.spec import BACKUP_GROUP, TOKEN_ADMIN_GROUP, CaStep, CeremonySpec, ContingencyStep, GroupStep, People
 from mpki.domain import InvalidRequest
 from mpki.keys import KeyAlgorithm
 from mpki.keys.contingency import GROUP as CONTINGENCY_GROUP
 from mpki.keys.quorum import QuorumPolicy
+from mpki.keys.registry import GroupRole
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +65,16 @@ def dev_spec() -> CeremonySpec:
         ),
         quorum=QuorumPolicy(group="ca-keys", threshold=2, shares=3),
         tokens=(),
-        backup=True,
+        backup=GroupStep(
+            role=GroupRole.BACKUP,
+            custodians=tuple(f"dev-backup-custodian-{n}" for n in range(1, 4)),
+            quorum=QuorumPolicy(group=BACKUP_GROUP, threshold=2, shares=3),
+        ),
+        token_admin=GroupStep(
+            role=GroupRole.TOKEN_ADMIN,
+            custodians=tuple(f"dev-token-admin-{n}" for n in range(1, 4)),
+            quorum=QuorumPolicy(group=TOKEN_ADMIN_GROUP, threshold=2, shares=3),
+        ),
         cas=tuple(
             CaStep(p.name, p.profile, p.common_name, KeyAlgorithm.EC_P256, p.parent, None, p.issues)
             for p in DEV_HIERARCHY

@@ -13,8 +13,9 @@ from pathlib import Path
 from cryptography import x509
 
 from mpki.audit import export_jsonl, verify_chain
+from mpki.ca import CertificationAuthority
 from mpki.ca.custody import prove_signs_for
-from mpki.ca.runtime import open_authority, open_database
+from mpki.ca.runtime import open_database, open_keystore
 from mpki.ceremony.dev import DEV_UNWRAP_KEY
 from mpki.ceremony.installation import FILE as INSTALLATION_FILE
 from mpki.ceremony.installation import bound_values, unbind_installation
@@ -50,7 +51,10 @@ def bootstrap(
         )
     result = run_ceremony(spec, env, shares_dir, record, on_step=on_step)
     checks = []
-    authority = open_authority(load_settings(env))
+    settings = load_settings(env)
+    # Proved with the ceremony's own keys: in production no secret outlives it, and no signer knows it yet.
+    keys = result.keys if result.keys is not None else open_keystore(settings)
+    authority = CertificationAuthority(settings, open_database(settings), keys)
     try:
         for view in result.cas:
             prove_signs_for(authority.keystore, view.key_id, x509.load_der_x509_certificate(view.certificate_der))

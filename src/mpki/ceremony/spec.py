@@ -1,4 +1,16 @@
-"""The declarative ceremony file: who is present, the quorum, the tokens, and the CAs to make."""
+"""The declarative ceremony file: who is present, the quorum groups, the tokens, and the CAs to make.
+
+Each quorum group is its own secret with its own custodians and shares (`keys.registry.GroupRole`):
+
+    quorum:       {group: ca-keys, threshold: 3, shares: 5}      # activation: the people's custodians
+    backup:       {custodians: [...], threshold: 2}              # group `backup`: the backup key only
+    token_admin:  {custodians: [...], threshold: 2}              # group `token-admin`: the SO PINs only
+    contingency:  {apex: ..., custodians: [...], threshold: 3}   # the apex contingency key's own activation
+
+`backup` is required; `token_admin` is required for a pkcs11 ceremony (it initialises the tokens) and
+may be given for a software one. Custodians may hold shares in several groups; every group name is
+distinct, and the ceremony makes sure no two groups share a secret or a share.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +26,14 @@ from mpki.domain import InvalidRequest
 from mpki.keys import KeyAlgorithm
 from mpki.keys.contingency import GROUP as CONTINGENCY_GROUP
 from mpki.keys.quorum import QuorumPolicy
+from mpki.keys.registry import GroupRole
 from mpki.profiles import ProfileKind, ca_subject, get_profile
 from mpki.profiles.model import KeyRule
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,30}")
+BACKUP_GROUP = "backup"
+TOKEN_ADMIN_GROUP = "token-admin"
+DEFAULT_THRESHOLD = 2
 # The environment is written into MPKI_HOME/mpki.toml, where settings must be able to read it back.
 ENVIRONMENTS = tuple(e.value for e in Environment)
 
@@ -42,6 +58,15 @@ class CaStep:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupStep:
+    """A quorum group other than the CA keys' activation group: its role, policy and custodians."""
+
+    role: GroupRole
+    custodians: tuple[str, ...]
+    quorum: QuorumPolicy
+
+
+@dataclass(frozen=True, slots=True)
 class ContingencyStep:
     """The apex contingency key: made in its own vault behind its own quorum, wrapped into the apex root."""
 
@@ -58,11 +83,12 @@ class CeremonySpec:
     people: People
     quorum: QuorumPolicy
     tokens: tuple[str, ...]
-    backup: bool
+    backup: GroupStep
     cas: tuple[CaStep, ...]
     record_signer: str
     source: bytes
     contingency: ContingencyStep | None = None
+    token_admin: GroupStep | None = None
 
     @classmethod
     def load(cls, path: Path) -> CeremonySpec:
@@ -143,6 +169,17 @@ def parse(raw: dict[str, Any], source: bytes) -> CeremonySpec:
     if signer not in names:
         raise InvalidRequest(f"record_signer {signer!r} is not a CA made in this ceremony")
     contingency = _contingency(raw.get("contingency"), cas, quorum)
+    backup = _group_step(raw.get("backup"), "backup", GroupRole.BACKUP, BACKUP_GROUP)
+    token_admin = _group_step(raw.get("token_admin"), "token_admin", GroupRole.TOKEN_ADMIN, TOKEN_ADMIN_GROUP)
+    if backup is None:
+        raise InvalidRequest("ceremony file: `backup` must give the backup group's custodians and threshold")
+    if backend == "pkcs11" and token_admin is None:
+        raise InvalidRequest("ceremony file: a pkcs11 ceremony needs `token_admin` (custodians and threshold)")
+    names = [quorum.group, backup.quorum.group]
+    names += [step.quorum.group for step in (token_admin, contingency) if step is not None]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise InvalidRequest(f"ceremony file: two quorum groups are named {twice[0]!r}; each group is its own")
     environment = raw.get("environment", "development")
     if environment not in ENVIRONMENTS:
         raise InvalidRequest(f"ceremony file: `environment` must be one of {', '.join(ENVIRONMENTS)}")
@@ -153,12 +190,36 @@ def parse(raw: dict[str, Any], source: bytes) -> CeremonySpec:
         people=people,
         quorum=quorum,
         tokens=tokens,
-        backup=bool(raw.get("backup", True)),
+        backup=backup,
         cas=cas,
         record_signer=signer,
         source=source,
         contingency=contingency,
+        token_admin=token_admin,
     )
+
+
+def _group_step(raw: Any, key: str, role: GroupRole, default_group: str) -> GroupStep | None:
+    """`backup: {group: backup, custodians: [...], threshold: 2}`: a group of its own, M of N with M >= 2."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise InvalidRequest(
+            f"ceremony file: `{key}` is the {role.value} group: give its custodians and threshold"
+            f" ({key}: {{custodians: [...], threshold: {DEFAULT_THRESHOLD}}})"
+        )
+    custodians = _names(raw, "custodians", key)
+    try:
+        threshold = int(raw.get("threshold", DEFAULT_THRESHOLD))
+        shares = int(raw.get("shares", len(custodians)))
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"{key}: threshold and shares must be whole numbers") from None
+    if shares != len(custodians):
+        raise InvalidRequest(f"{key}: {shares} shares but {len(custodians)} custodians named")
+    if not 1 < threshold <= len(custodians):
+        raise InvalidRequest(f"{key}: threshold {threshold} needs 2 to {len(custodians)} of the custodians")
+    policy = QuorumPolicy(group=str(raw.get("group", default_group)), threshold=threshold, shares=shares)
+    return GroupStep(role=role, custodians=custodians, quorum=policy)
 
 
 def _contingency(raw: Any, cas: tuple[CaStep, ...], quorum: QuorumPolicy) -> ContingencyStep | None:

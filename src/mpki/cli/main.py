@@ -20,6 +20,7 @@ from mpki.cli import (
     ra_commands,
     recovery_commands,
     report_commands,
+    signer_commands,
     status_commands,
     tams_commands,
 )
@@ -46,6 +47,7 @@ app.add_typer(ra_commands.batch_app, name="batch")
 app.add_typer(ceremony_commands.app, name="ceremony")
 app.add_typer(tams_commands.app, name="tams")
 app.add_typer(recovery_commands.app, name="recovery")
+app.add_typer(signer_commands.app, name="signer")
 app.command("bootstrap")(ceremony_commands.bootstrap)
 app.command("reinitialise")(ceremony_commands.reinitialise)
 app.command("issue")(cert_commands.issue)
@@ -71,8 +73,9 @@ def init(dev: bool = typer.Option(False, "--dev", help="Create the insecure deve
     if SoftwareKeyStore.exists(current.keys_dir):
         raise fail(f"the development hierarchy already exists in {current.home} (keystore {current.keys_dir})")
     errors.print(
-        "warning: INSECURE development ceremony: software keys, and every quorum share (the CA keys' and the "
-        f"contingency key's) side by side in {current.home / 'dev-shares'}; never use this for anything real",
+        "warning: INSECURE development ceremony: software keys, and every quorum share (the CA keys', the backup "
+        f"and token-admin groups' and the contingency key's) side by side in {current.home / 'dev-shares'}; "
+        "never use this for anything real",
         markup=False,
     )
     result = run_dev_ceremony(os.environ, current.home, on_step=ceremony_commands.show_step)
@@ -144,10 +147,10 @@ def serve(
         # The Client-Cert header is believed by the proxy's own address: keep uvicorn from replacing the
         # client address with X-Forwarded-For.
         options["proxy_headers"] = False
-    authority().reconcile(actor="mpki-serve")
     # Several workers share one metrics directory, so /metrics counts what all of them did.
     shared = shared_metrics_dir(settings().run_dir) if workers > 1 else nullcontext()
-    with shared:
+    with signer_commands.signer_for_serve(settings()), shared:
+        authority().reconcile(actor="mpki-serve")
         # By import string, so the web room stays a sibling of the CLI and uvicorn can run workers.
         uvicorn.run(
             "mpki.web.asgi:application",

@@ -50,6 +50,7 @@ from mpki.ca.model import CaView
 from mpki.cli.context import authority, clean_errors, console, settings
 from mpki.domain import InvalidRequest, KeyStoreError, NotFound
 from mpki.keys import INACTIVE_MESSAGE
+from mpki.keys.purposes import Purpose
 from mpki.ra import OPERATOR
 from mpki.recovery.roots import apex_name
 from mpki.tams import TampRefused, TrustAnchorStore, parse, public_key_id
@@ -177,7 +178,8 @@ def sign_numbered(signer: str | None, out: Path, make: Callable[[int], Message],
     installation = authority()
     view = signing_ca(installation, signer)
     anchor = TrustAnchor.from_certificate(view.certificate_der)
-    key = installation.keystore.signing_key(view.key_id)  # fails now if the key is missing, not after reserving
+    # Fails now if the key is missing, not after reserving a number.
+    key = installation.keystore.signing_key(view.key_id, Purpose.TAMP)
     # The signer is named by its certificate's subjectKeyIdentifier: that is how a store finds the anchor.
     identity = Signer(view.name, key, anchor.key_id, anchor, view.name)
     numbers = sequence_numbers(installation)

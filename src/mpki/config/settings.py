@@ -114,6 +114,15 @@ class Settings:
     pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"
     # Where activated quorum secrets are kept until deactivation; a tmpfs in production.
     run_dir_override: Path | None = None
+    # The signer's Unix socket (`mpki signer`); default `<run dir>/signer.sock`.
+    signer_socket_override: Path | None = None
+    # Audit anchoring outside the database: an append-only directory of signed checkpoints, a
+    # checkpoint at least every `audit_checkpoint_events` events and `audit_checkpoint_seconds` seconds,
+    # and an optional RFC 5424 syslog target ("tcp://host:port" or "unix:/path/to/socket").
+    audit_anchor_dir: Path | None = None
+    audit_checkpoint_events: int = 1000
+    audit_checkpoint_seconds: int = 300
+    audit_syslog: str | None = None
     smki: SmkiSettings = field(default_factory=SmkiSettings)
     tls_leaf_validity_days: int = 397
     tls_ca_validity_years: int = 10
@@ -139,6 +148,10 @@ class Settings:
     @property
     def run_dir(self) -> Path:
         return self.run_dir_override or self.home / "run"
+
+    @property
+    def signer_socket(self) -> Path:
+        return self.signer_socket_override or self.run_dir / "signer.sock"
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -191,6 +204,11 @@ def _positive_section(base: _Section, name: str, env: Mapping[str, str], file_va
     return replace(base, **changes)
 
 
+def _path_setting(env: Mapping[str, str], file_values: Mapping[str, Any], env_key: str, file_key: str) -> Path | None:
+    raw = env.get(env_key) or file_values.get(file_key)
+    return Path(str(raw)) if raw else None
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read settings: defaults, then `MPKI_HOME/mpki.toml`, then `MPKI_*` environment variables."""
     env = os.environ if env is None else env
@@ -231,11 +249,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         keystore_backend=env.get("MPKI_KEYSTORE", str(file_values.get("keystore", "software"))),
         pkcs11_module=env.get("MPKI_PKCS11_MODULE", str(file_values.get("pkcs11_module", Settings.pkcs11_module))),
         run_dir_override=Path(env["MPKI_RUN_DIR"]) if env.get("MPKI_RUN_DIR") else None,
+        signer_socket_override=_path_setting(env, file_values, "MPKI_SIGNER_SOCKET", "signer_socket"),
+        audit_anchor_dir=_path_setting(env, file_values, "MPKI_AUDIT_ANCHOR_DIR", "audit_anchor_dir"),
+        audit_syslog=env.get("MPKI_AUDIT_SYSLOG", file_values.get("audit_syslog")) or None,
     )
     if settings.keystore_backend not in ("software", "pkcs11"):
         raise ConfigError("MPKI_KEYSTORE must be software or pkcs11")
     numbers: dict[str, Any] = {}
-    for key in ("issuance_chunk_size", "reservation_lease_seconds", "tls_leaf_validity_days"):
+    for key in (
+        "issuance_chunk_size",
+        "reservation_lease_seconds",
+        "tls_leaf_validity_days",
+        "audit_checkpoint_events",
+        "audit_checkpoint_seconds",
+    ):
         env_key = f"MPKI_{key.upper()}"
         raw = env.get(env_key, file_values.get(key))
         if raw is not None:
@@ -253,6 +280,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("MPKI_STATUS_CRL_REFRESH_HOURS must be below MPKI_STATUS_CRL_NEXT_UPDATE_HOURS")
     settings = replace(settings, reports=_positive_section(settings.reports, "reports", env, file_values))
     settings = replace(settings, portal=_positive_section(settings.portal, "portal", env, file_values))
-    if settings.issuance_chunk_size < 1:
-        raise ConfigError("MPKI_ISSUANCE_CHUNK_SIZE must be at least 1")
+    for key in ("issuance_chunk_size", "audit_checkpoint_events", "audit_checkpoint_seconds"):
+        if getattr(settings, key) < 1:
+            raise ConfigError(f"MPKI_{key.upper()} must be at least 1")
+    if settings.audit_syslog and not settings.audit_syslog.startswith(("tcp://", "unix:")):
+        raise ConfigError("MPKI_AUDIT_SYSLOG must be tcp://HOST:PORT or unix:/path/to/socket")
     return settings

@@ -25,6 +25,16 @@ ACTIVE_DIR = "active"
 _SUFFIX = ".secret"
 
 
+def _bound_to_production(run_dir: Path) -> bool:
+    """A last line of defence for callers that forgot to ask: the installation file says production."""
+    config = run_dir.parent / "mpki.toml"
+    try:
+        text = config.read_text()
+    except OSError:
+        return False
+    return any(line.replace(" ", "").startswith('environment="production"') for line in text.splitlines())
+
+
 class ActivationStore:
     """The active quorum secrets of one installation, one file per group under `run_dir/active`."""
 
@@ -49,6 +59,8 @@ class ActivationStore:
 
     def activate(self, group: str, secret: bytes) -> None:
         """Keep `secret` as the active secret of `group`, replacing any earlier one atomically."""
+        if os.environ.get("MPKI_ENVIRONMENT") == "production" or _bound_to_production(self.run_dir):
+            raise KeyStoreError("an installation marked production never writes a quorum secret to disk")
         path = self._path(group)
         if not isinstance(secret, bytes) or len(secret) != SECRET_BYTES:
             raise KeyStoreError(f"a quorum secret is {SECRET_BYTES} bytes")

@@ -115,15 +115,18 @@ class ContingencyVault:
         tmp.write_text(json.dumps({**asdict(record), "retired": list(record.retired)}, indent=2) + "\n")
         tmp.replace(self.directory / _RECORD)
 
-    def create(self, secret: bytes) -> KeyStore:
-        """Initialise the empty vault for the contingency quorum's secret."""
+    def create(self, secret: bytes, *, token_admin_secret: bytes | None = None) -> KeyStore:
+        """Initialise the empty vault for the contingency quorum's secret. A token of its own also needs
+        the token-admin group's secret, whose SO PIN it is initialised under."""
         if self.exists():
             raise KeyStoreError(f"a contingency vault already exists in {self.directory}")
         if self.backend == "software":
             return SoftwareKeyStore.create_for_quorum(self.directory, GROUP, secret)
+        if token_admin_secret is None:
+            raise KeyStoreError("the contingency token is initialised under the token-admin group's SO PIN")
         from mpki.keys.pkcs11_tokens import initialise_token
 
-        initialise_token(self.pkcs11_module, TOKEN, so_pin(secret, TOKEN), user_pin(secret, TOKEN), None)
+        initialise_token(self.pkcs11_module, TOKEN, so_pin(token_admin_secret, TOKEN), user_pin(secret, TOKEN))
         return self.open(secret)
 
     def open(self, secret: bytes) -> KeyStore:

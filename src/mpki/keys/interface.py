@@ -63,7 +63,9 @@ class KeyStore(ABC):
     """Custody of private keys: generate inside, sign inside, describe in public.
 
     A store may be inactive (its quorum secret not presented): describing keys still works, while
-    generating, signing, backing up and restoring raise KeyStoreError saying how to activate.
+    generating and signing raise KeyStoreError saying how to activate. Backups are not a keystore's
+    business: a key never leaves its store, and a backup is a copy of the store's protected form taken
+    without the activation secret (`keys.token_backups`, `keys.software_backups`).
     """
 
     backend_name: str
@@ -75,14 +77,6 @@ class KeyStore(ABC):
     @abstractmethod
     def is_active(self) -> bool:
         """Whether the secret that unlocks the keys (KEK or token PINs) is present."""
-
-    @abstractmethod
-    def export_backup(self, key_id: str, backup_key: bytes) -> bytes:
-        """The key wrapped under the 32-byte backup key, as a self-describing blob; never plaintext."""
-
-    @abstractmethod
-    def import_backup(self, blob: bytes, backup_key: bytes, token: str | None = None) -> KeyInfo:
-        """Unwrap a backup blob into this store (on `token`); the key keeps its id and label."""
 
     @abstractmethod
     def info(self, key_id: str) -> KeyInfo:

@@ -6,18 +6,17 @@ object is public (CKA_PRIVATE false), so an inactive keystore can still describe
 else needs the token's user PIN, which `pin_for(token_label)` supplies once the custodians' shares have
 been presented.
 
-The private key is made with
+Every private key (CA, OCSP responder, apex contingency: whatever `generate` makes) is made with
 
-    CKA_SENSITIVE=true, CKA_EXTRACTABLE=true, CKA_WRAP_WITH_TRUSTED=true, CKA_SIGN=true, CKA_PRIVATE=true
+    CKA_SENSITIVE=true, CKA_EXTRACTABLE=false, CKA_SIGN=true, CKA_PRIVATE=true
 
-which is how standard PKCS#11 lets a key be cloned to a backup HSM while its value can never be read:
-SENSITIVE forbids reading CKA_VALUE (and can never be cleared again); EXTRACTABLE alone would let any
-wrapping key export it, but WRAP_WITH_TRUSTED (which can never be cleared either) restricts wrapping to
-keys with CKA_TRUSTED=true, and only the security officer can make a trusted key. Each token gets one,
-the AES key `mpki-backup` holding the quorum-derived backup key, installed when the token is
-initialised (`pkcs11_tokens.initialise_token`). So the only way out of the token is AES key wrap with
-padding (RFC 5649) under the backup key, and the only thing that comes out is that wrapped blob.
-A key restored from a backup is made non-extractable: copies are taken from the original only.
+so that it never leaves the token in any form. SENSITIVE forbids reading CKA_VALUE; EXTRACTABLE=false
+makes C_WrapKey refuse it under every key, one the session makes included (neither can be undone).
+PRIVATE hides it from sessions without the user PIN; SIGN alone (DECRYPT, UNWRAP, DERIVE false) gives
+it one use. No wrapping key lives on the token: an extractable key, even one restricted to trusted
+wrapping keys, leaves whoever holds the user PIN (the activation quorum) one step from a copy they can
+open offline. A backup is the token's own protected object store instead, sealed again under the
+backup group's key (`keys.token_backups`; on a production HSM, the vendor's cloning).
 
 SoftHSM2 has no CKM_ECDSA_SHA256: signatures are made by hashing here and signing the digest with
 CKM_ECDSA (raw r||s, converted to DER) or, for RSA, by signing a PKCS#1 DigestInfo with CKM_RSA_PKCS.
@@ -29,29 +28,21 @@ session per process (see `pkcs11_tokens`).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11errors
-from pkcs11.constants import DEFAULT
 
 from mpki.domain import KeyStoreError, NotFound
 from mpki.keys.interface import INACTIVE_MESSAGE, KeyAlgorithm, KeyInfo, KeyStore, PublicKey, key_id_for
-from mpki.keys.pkcs11_tokens import BACKUP_KEY_LABEL, TokenSessions, module_handle, pin_digest
+from mpki.keys.pkcs11_tokens import TokenSessions, module_handle, pin_digest
 from mpki.keys.proxies import Data, EcSigningKey, RsaHash, RsaSigningKey
-
-BACKUP_FORMAT = "mpki-pkcs11-backup-1"
 
 _CURVES: dict[KeyAlgorithm, ec.EllipticCurve] = {
     KeyAlgorithm.EC_P256: ec.SECP256R1(),
@@ -85,37 +76,12 @@ _PUBLIC_TEMPLATE: dict[Attribute, Any] = {
 _PRIVATE_TEMPLATE: dict[Attribute, Any] = {
     Attribute.PRIVATE: True,
     Attribute.SENSITIVE: True,
-    Attribute.EXTRACTABLE: True,
-    Attribute.WRAP_WITH_TRUSTED: True,
-    Attribute.SIGN: True,
-    Attribute.DECRYPT: False,
-    Attribute.UNWRAP: False,
-    Attribute.DERIVE: False,
-}
-# python-pkcs11 builds an unwrap template from every capability attribute, ENCRYPT, VERIFY and WRAP
-# included, which private-key objects do not have (SoftHSM2: CKR_ATTRIBUTE_TYPE_INVALID); DEFAULT drops them.
-_RESTORED_TEMPLATE: dict[Attribute, Any] = {
-    Attribute.PRIVATE: True,
-    Attribute.SENSITIVE: True,
     Attribute.EXTRACTABLE: False,
     Attribute.SIGN: True,
     Attribute.DECRYPT: False,
     Attribute.UNWRAP: False,
     Attribute.DERIVE: False,
-    Attribute.ENCRYPT: DEFAULT,
-    Attribute.VERIFY: DEFAULT,
-    Attribute.WRAP: DEFAULT,
 }
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _der_octet_string(content: bytes) -> bytes:
-    if len(content) >= 128:
-        raise KeyStoreError("EC point too long")
-    return bytes([0x04, len(content)]) + content
 
 
 def _ec_point(value: bytes, curve: ec.EllipticCurve) -> bytes:
@@ -144,12 +110,6 @@ def _hash_name(algorithm: RsaHash | hashes.HashAlgorithm) -> tuple[str, bool]:
     if isinstance(algorithm, hashes.HashAlgorithm):
         return algorithm.name, False
     raise KeyStoreError("RSA signatures from the HSM carry a DigestInfo; NoDigestInfo is not supported")
-
-
-def _kcv(aes_key: bytes) -> bytes:
-    """The AES key check value PKCS#11 v2.40 defines: AES-ECB of a zero block, first 3 octets."""
-    encryptor = Cipher(algorithms.AES(aes_key), modes.ECB()).encryptor()
-    return (encryptor.update(bytes(16)) + encryptor.finalize())[:3]
 
 
 def _algorithm_of(public: PublicKey) -> KeyAlgorithm | None:
@@ -182,26 +142,6 @@ def _public_from_object(obj: Any) -> PublicKey | None:
         exponent = int.from_bytes(obj[Attribute.PUBLIC_EXPONENT], "big")
         return rsa.RSAPublicNumbers(exponent, modulus).public_key()
     return None
-
-
-def _public_template(public: PublicKey) -> dict[Attribute, Any]:
-    """Attributes of a public-key object holding `public` (for a restored key)."""
-    if isinstance(public, ec.EllipticCurvePublicKey):
-        algorithm = _algorithm_of(public)
-        if algorithm is None:
-            raise KeyStoreError(f"unsupported curve {public.curve.name}")
-        point = public.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-        return {
-            Attribute.KEY_TYPE: KeyType.EC,
-            Attribute.EC_PARAMS: _EC_PARAMS[algorithm],
-            Attribute.EC_POINT: _der_octet_string(point),
-        }
-    numbers = public.public_numbers()
-    return {
-        Attribute.KEY_TYPE: KeyType.RSA,
-        Attribute.MODULUS: numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big"),
-        Attribute.PUBLIC_EXPONENT: numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big"),
-    }
 
 
 def _parse_key_id(key_id: str) -> tuple[str, bytes]:
@@ -448,167 +388,3 @@ class Pkcs11KeyStore(KeyStore):
                 raise KeyStoreError(f"the token refused to sign with {key_id}: {exc!r}") from None
 
         return RsaSigningKey(key_id, public, rsa_sign)
-
-    # --- backup and restore -------------------------------------------------------------------
-
-    def _backup_session_key(self, session: Any, backup_key: bytes) -> Any:
-        """A session-only AES key holding `backup_key`, good for unwrapping and nothing else."""
-        return session.create_object(
-            {
-                Attribute.CLASS: ObjectClass.SECRET_KEY,
-                Attribute.KEY_TYPE: KeyType.AES,
-                Attribute.VALUE: backup_key,
-                Attribute.TOKEN: False,
-                Attribute.PRIVATE: True,
-                Attribute.SENSITIVE: True,
-                Attribute.EXTRACTABLE: False,
-                Attribute.UNWRAP: True,
-                Attribute.WRAP: False,
-                Attribute.ENCRYPT: False,
-                Attribute.DECRYPT: False,
-                Attribute.SIGN: False,
-                Attribute.VERIFY: False,
-                Attribute.DERIVE: False,
-            }
-        )
-
-    @staticmethod
-    def _signs_for(key: Any, public: PublicKey) -> bool:
-        """Whether a private-key object makes signatures `public` verifies (lock held)."""
-        message = os.urandom(32)
-        digest = _hash(message, hashes.SHA256())
-        try:
-            if isinstance(public, ec.EllipticCurvePublicKey):
-                public.verify(_ec_sign_raw(key, digest), message, ec.ECDSA(hashes.SHA256()))
-            else:
-                signature = _rsa_sign_raw(key, digest, "sha256", prehashed=True, hash_on_token=False)
-                public.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
-        except (InvalidSignature, p11errors.PKCS11Error):
-            return False
-        return True
-
-    def _unwrap(self, session: Any, backup_key: bytes, wrapped: bytes, algorithm: KeyAlgorithm, **kwargs: Any) -> Any:
-        """Unwrap a blob with a session copy of the backup key (lock held); KeyStoreError if it won't."""
-        key_type = KeyType.RSA if algorithm is KeyAlgorithm.RSA_3072 else KeyType.EC
-        unwrapping = self._backup_session_key(session, backup_key)
-        try:
-            return unwrapping.unwrap_key(
-                ObjectClass.PRIVATE_KEY,
-                key_type,
-                wrapped,
-                mechanism=Mechanism.AES_KEY_WRAP_PAD,
-                capabilities=MechanismFlag.SIGN,
-                template=_RESTORED_TEMPLATE,
-                **kwargs,
-            )
-        except p11errors.PKCS11Error:
-            raise KeyStoreError(
-                "the backup key does not unwrap this backup: wrong quorum secret, or a damaged backup"
-            ) from None
-        finally:
-            unwrapping.destroy()
-
-    def export_backup(self, key_id: str, backup_key: bytes) -> bytes:
-        """Wrap the key under the token's trusted `mpki-backup` key. `backup_key` is the same 32 bytes
-        (from the quorum secret): it is checked against the token's key check value, and the blob is
-        test-unwrapped with it inside the HSM (as a session object, destroyed at once) and made to sign."""
-        token, cka_id = _parse_key_id(key_id)
-        self._pin(token)
-        if len(backup_key) != 32:
-            raise KeyStoreError("the backup key must be 32 bytes (AES-256)")
-        info = self.info(key_id)
-        public = info.public_key()
-        with self._module.lock:
-            record = self._user(token)
-            session = record.user
-            try:
-                wrapping = session.get_key(object_class=ObjectClass.SECRET_KEY, label=BACKUP_KEY_LABEL)
-            except p11errors.NoSuchKey:
-                raise KeyStoreError(
-                    f"token {token!r} has no trusted backup key {BACKUP_KEY_LABEL!r} (it is installed when the "
-                    "token is initialised with a backup key), so its keys cannot be backed up"
-                ) from None
-            try:
-                token_kcv = bytes(wrapping[Attribute.CHECK_VALUE])
-            except p11errors.PKCS11Error:
-                token_kcv = b""
-            if token_kcv and _kcv(backup_key)[: len(token_kcv)] != token_kcv:
-                raise KeyStoreError(
-                    f"the backup key presented is not the backup key of token {token!r} (their check values differ)"
-                )
-            private = _private_key(record, cka_id, key_id)
-            if not private[Attribute.EXTRACTABLE]:
-                raise KeyStoreError(
-                    f"key {key_id} is not extractable (a restored copy, or made without a backup path): "
-                    "back up the original"
-                )
-            try:
-                wrapped = bytes(wrapping.wrap_key(private, mechanism=Mechanism.AES_KEY_WRAP_PAD))
-            except p11errors.PKCS11Error as exc:
-                raise KeyStoreError(f"token {token!r} would not wrap {key_id}: {exc!r}") from None
-            probe = self._unwrap(session, backup_key, wrapped, info.algorithm, store=False)
-            try:
-                if not self._signs_for(probe, public):
-                    raise KeyStoreError(f"the backup of {key_id} does not restore to a working key")
-            finally:
-                probe.destroy()
-        blob = {
-            "format": BACKUP_FORMAT,
-            "key_id": key_id,
-            "label": info.label,
-            "algorithm": info.algorithm.value,
-            "public_key": _b64(info.public_key_der),
-            "wrapped": _b64(wrapped),
-            "mechanism": "AES_KEY_WRAP_PAD",
-        }
-        return json.dumps(blob, indent=2).encode()
-
-    def import_backup(self, blob: bytes, backup_key: bytes, token: str | None = None) -> KeyInfo:
-        """Unwrap a backup onto `token` as a sensitive, non-extractable key with its public key beside it.
-        The restored key must sign for the blob's public key, or it is removed again."""
-        try:
-            data = json.loads(blob)
-            if data.get("format") != BACKUP_FORMAT or data.get("mechanism") != "AES_KEY_WRAP_PAD":
-                raise KeyStoreError(f"not an {BACKUP_FORMAT} backup with AES_KEY_WRAP_PAD")
-            label = str(data["label"])
-            algorithm = KeyAlgorithm(data["algorithm"])
-            public_der = base64.b64decode(data["public_key"], validate=True)
-            wrapped = base64.b64decode(data["wrapped"], validate=True)
-            original_id = str(data["key_id"])
-        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
-            raise KeyStoreError("the backup is not a readable mpki PKCS#11 backup") from None
-        try:
-            public = KeyInfo("", label, algorithm, self.backend_name, public_der).public_key()
-        except (ValueError, TypeError):
-            raise KeyStoreError("the backup's public key is not a supported SubjectPublicKeyInfo") from None
-        if _algorithm_of(public) is not algorithm:
-            raise KeyStoreError("the backup's public key does not match its algorithm")
-        cka_id = bytes.fromhex(key_id_for(public))
-        if not original_id.endswith("/" + cka_id.hex()):
-            raise KeyStoreError("the backup's key id does not match its public key")
-        if len(backup_key) != 32:
-            raise KeyStoreError("the backup key must be 32 bytes (AES-256)")
-        token_label = self._choose_token(token)
-        key_id = f"{token_label}/{cka_id.hex()}"
-        self._pin(token_label)
-        with self._module.lock:
-            session = self._user(token_label).user
-            if any(True for _ in session.get_objects({Attribute.ID: cka_id})):
-                raise KeyStoreError(f"key {key_id} already exists on token {token_label!r}")
-            private = self._unwrap(session, backup_key, wrapped, algorithm, id=cka_id, label=label, store=True)
-            try:
-                if not self._signs_for(private, public):
-                    raise KeyStoreError("the backup's private key does not match its public key")
-                template = {
-                    Attribute.CLASS: ObjectClass.PUBLIC_KEY,
-                    Attribute.TOKEN: True,
-                    Attribute.ID: cka_id,
-                    Attribute.LABEL: label,
-                    **_PUBLIC_TEMPLATE,
-                    **_public_template(public),
-                }
-                session.create_object(template)
-            except BaseException:
-                private.destroy()
-                raise
-        return KeyInfo(key_id, label, algorithm, self.backend_name, _spki(public), token_label)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pkcs11
-from pkcs11 import Attribute, KeyType, ObjectClass, TokenFlag
+from pkcs11 import TokenFlag
 from pkcs11 import exceptions as p11errors
 
 from mpki.domain import KeyStoreError
@@ -54,9 +54,6 @@ def write_softhsm_conf(directory: Path) -> Path:
     conf.write_text(SOFTHSM2_CONF_TEMPLATE.format(tokens=tokens))
     return conf
 
-
-BACKUP_KEY_LABEL = "mpki-backup"
-"""Label of the trusted AES key on each token that wraps private keys for backup (see `pkcs11.py`)."""
 
 _MAX_LABEL_BYTES = 32  # CK_TOKEN_INFO.label
 _PIN_DIGEST_KEY = os.urandom(32)  # so that PINs are compared without being kept
@@ -274,46 +271,26 @@ def token_labels(module: str, *, refresh: bool = False) -> list[str]:
         return labels
 
 
-def backup_key_template(backup_key: bytes) -> dict[Attribute, Any]:
-    """The on-token backup wrapping key: trusted, wrap only, never readable, never usable to decrypt.
-
-    WRAP without UNWRAP, ENCRYPT or DECRYPT: the key is public (SO sessions cannot make private objects),
-    so it must offer nothing to a session without the user PIN. Wrapping needs a handle on the private
-    key, which needs the user PIN; restoring uses a session copy of the backup key (see `pkcs11.py`).
-    """
-    return {
-        Attribute.CLASS: ObjectClass.SECRET_KEY,
-        Attribute.KEY_TYPE: KeyType.AES,
-        Attribute.VALUE: backup_key,
-        Attribute.LABEL: BACKUP_KEY_LABEL,
-        Attribute.ID: BACKUP_KEY_LABEL.encode(),
-        Attribute.TOKEN: True,
-        Attribute.PRIVATE: False,
-        Attribute.TRUSTED: True,
-        Attribute.WRAP: True,
-        Attribute.UNWRAP: False,
-        Attribute.ENCRYPT: False,
-        Attribute.DECRYPT: False,
-        Attribute.SIGN: False,
-        Attribute.VERIFY: False,
-        Attribute.DERIVE: False,
-        Attribute.SENSITIVE: True,
-        Attribute.EXTRACTABLE: False,
-        Attribute.MODIFIABLE: False,
-    }
+def token_serial(module: str, label: str) -> str:
+    """The serial number the token labelled `label` reports (CK_TOKEN_INFO.serialNumber), as text."""
+    handle = module_handle(module)
+    with handle.lock:
+        serial = handle.token(label).serial
+    text = serial.decode("ascii", "replace") if isinstance(serial, bytes) else str(serial)
+    return text.strip()
 
 
-def initialise_token(module: str, label: str, so_pin: str, user_pin: str, backup_key: bytes | None) -> None:
-    """Initialise a fresh token in a free slot, set its user PIN and, given a 32-byte backup key,
-    install it as the token's trusted wrapping key `mpki-backup` through a security-officer session.
+def initialise_token(module: str, label: str, so_pin: str, user_pin: str) -> None:
+    """Initialise a fresh token in a free slot under the SO PIN (the token-admin group's) and set its
+    user PIN (the activation group's) through a security-officer session.
 
+    Nothing else is put on the token: its keys can never be wrapped out (see `pkcs11.py`), so it needs
+    no wrapping key; its backups are copies of its protected object store (`keys.token_backups`).
     Refuses a label that an initialised token already carries: re-initialising destroys every key.
     The SO PIN reaches `pkcs11-tool` through its environment (`env:`), never its command line.
     """
     if not label or len(label.encode("utf-8")) > _MAX_LABEL_BYTES:
         raise KeyStoreError(f"a token label is 1 to {_MAX_LABEL_BYTES} bytes; {label!r} is not")
-    if backup_key is not None and len(backup_key) != 32:
-        raise KeyStoreError("the backup key must be 32 bytes (AES-256)")
     tool = shutil.which("pkcs11-tool")
     if tool is None:
         raise KeyStoreError("pkcs11-tool (Debian package opensc) is needed to initialise a token")
@@ -347,7 +324,5 @@ def initialise_token(module: str, label: str, so_pin: str, user_pin: str, backup
             ) from None
         try:
             so_session.init_pin(user_pin)
-            if backup_key is not None:
-                so_session.create_object(backup_key_template(backup_key))
         finally:
             so_session.close()

@@ -352,6 +352,31 @@ def share_from_words(
     )
 
 
+def refuse_shared_material(
+    groups: Mapping[str, tuple[bytes, Sequence[CustodianShare]]], passphrases: Mapping[str, str] | None = None
+) -> None:
+    """Refuse (InvalidRequest) two groups with one secret, or one share (the same words) in two groups.
+
+    Groups exist so that one group's custodians cannot do another group's task: a secret or a share
+    common to two groups would undo that. The same custodian may hold a share in several groups.
+    """
+    passphrases = passphrases or {}
+    secrets_seen: dict[bytes, str] = {}
+    words_seen: dict[str, str] = {}
+    for group, (secret, shares) in groups.items():
+        if secret in secrets_seen:
+            raise InvalidRequest(f"quorum groups {secrets_seen[secret]} and {group} have the same secret")
+        secrets_seen[secret] = group
+        for share in shares:
+            words = _normalise_words(_unseal(share, passphrases.get(share.custodian)))
+            other = words_seen.get(words)
+            if other is not None and other != group:
+                raise InvalidRequest(
+                    f"custodian {share.custodian}'s share of group {group} is also a share of group {other}"
+                )
+            words_seen[words] = group
+
+
 # --- share files ------------------------------------------------------------------------------------
 
 

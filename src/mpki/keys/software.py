@@ -28,7 +28,6 @@ from mpki.keys.secrets import check_value, software_kek
 HEADER_FILE = "keystore.json"
 _CHECK_PLAINTEXT = b"mpki software keystore v1"
 _SCRYPT_N = 2**15
-BACKUP_FORMAT = "mpki-software-backup-1"
 
 
 def _b64(data: bytes) -> str:
@@ -64,6 +63,13 @@ def _write_private(path: Path, payload: dict[str, Any]) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     tmp.replace(path)
+
+
+def key_path(directory: Path, key_id: str) -> Path:
+    """The file holding one key, sealed under the keystore's KEK."""
+    if not key_id.isalnum():
+        raise NotFound(f"no key {key_id!r}")
+    return directory / f"{key_id}.key.json"
 
 
 class SoftwareKeyStore(KeyStore):
@@ -170,9 +176,7 @@ class SoftwareKeyStore(KeyStore):
         return (directory / HEADER_FILE).is_file()
 
     def _path(self, key_id: str) -> Path:
-        if not key_id.isalnum():
-            raise NotFound(f"no key {key_id!r}")
-        return self._directory / f"{key_id}.key.json"
+        return key_path(self._directory, key_id)
 
     def generate(self, label: str, algorithm: KeyAlgorithm, token: str | None = None) -> KeyInfo:
         if token not in (None, self.backend_name):
@@ -253,47 +257,3 @@ class SoftwareKeyStore(KeyStore):
 
             return RsaSigningKey(key_id, rsa_key.public_key(), rsa_sign)
         raise KeyStoreError(f"key {key_id} has an unsupported type")
-
-    def export_backup(self, key_id: str, backup_key: bytes) -> bytes:
-        """Re-seal the key under the backup key (AES-256-GCM, bound to the key id); never plaintext."""
-        data = self._read(key_id)
-        try:
-            pkcs8 = _open(self._active_kek(), data["sealed_private_key"], key_id.encode())
-        except InvalidTag:
-            raise KeyStoreError(f"key {key_id} does not decrypt under this keystore's KEK") from None
-        blob = {
-            "format": BACKUP_FORMAT,
-            "key_id": key_id,
-            "label": data["label"],
-            "algorithm": data["algorithm"],
-            "public_key": data["public_key"],
-            "wrapped": _seal(backup_key, pkcs8, f"backup:{key_id}".encode()),
-        }
-        return json.dumps(blob, indent=2).encode()
-
-    def import_backup(self, blob: bytes, backup_key: bytes, token: str | None = None) -> KeyInfo:
-        kek = self._active_kek()
-        try:
-            data = json.loads(blob)
-            if data.get("format") != BACKUP_FORMAT:
-                raise ValueError
-            key_id = str(data["key_id"])
-        except (ValueError, KeyError, TypeError):
-            raise KeyStoreError("not an mpki software key backup") from None
-        if self._path(key_id).exists():
-            raise KeyStoreError(f"key {key_id} already exists in this keystore")
-        try:
-            pkcs8 = _open(backup_key, data["wrapped"], f"backup:{key_id}".encode())
-        except InvalidTag:
-            raise KeyStoreError("the backup does not open under this backup key (wrong quorum?)") from None
-        private = serialization.load_der_private_key(pkcs8, password=None)
-        public_der = private.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        if public_der != _unb64(data["public_key"]):
-            raise KeyStoreError("the backup's private key does not match its public key")
-        payload = dict(data, sealed_private_key=_seal(kek, pkcs8, key_id.encode()))
-        for field in ("format", "wrapped"):
-            payload.pop(field)
-        _write_private(self._path(key_id), payload)
-        return self.info(key_id)

@@ -13,6 +13,7 @@ from cryptography import x509
 from mpki.audit import AuditRecord, append
 from mpki.ca import CaView
 from mpki.ceremony.record import RecordBuilder
+from mpki.keys.purposes import Purpose
 from mpki.recovery.context import Run
 
 
@@ -69,7 +70,7 @@ def stand_up_ca(
     signed = builder.sign(
         signer.name,
         x509.load_der_x509_certificate(signer.certificate_der),
-        authority.keystore.signing_key(signer.key_id),
+        authority.keystore.signing_key(signer.key_id, Purpose.RECORD),
     )
     path = run.context.work_dir(record.id) / f"ceremony-{name}.json"
     path.write_bytes(signed)

@@ -34,6 +34,7 @@ from mpki.ceremony.dev import DEV_UNWRAP_KEY
 from mpki.config import load_settings
 from mpki.domain import Eui64, InvalidRequest, KeyUsageChoice, RemotePartyRole, RevocationReason, Role
 from mpki.keys.contingency import GROUP as CONTINGENCY_GROUP
+from mpki.keys.purposes import Purpose
 from mpki.keys.quorum import read_share
 from mpki.profiles.requests import device_csr, organisation_csr
 from mpki.ra import OPERATOR, Principal
@@ -349,7 +350,7 @@ def _refuses_old_key(drill: _Drill, ca: str) -> None:
         anchor = TrustAnchor.from_certificate(view.certificate_der)
         der = sign_message(
             StatusQuery(MsgRef(AllModules(), 2**40)),
-            drill.authority.keystore.signing_key(view.key_id),
+            drill.authority.keystore.signing_key(view.key_id, Purpose.TAMP),
             key_id=anchor.key_id,
         )
         answer = drill.send(der)
@@ -388,7 +389,7 @@ def _apex(drill: _Drill) -> None:
         anchor = TrustAnchor.from_certificate(view.certificate_der)
         der = sign_message(
             StatusQuery(MsgRef(AllModules(), 1)),
-            drill.authority.keystore.signing_key(view.key_id),
+            drill.authority.keystore.signing_key(view.key_id, Purpose.TAMP),
             key_id=anchor.key_id,
         )
         answer = drill.send(der)

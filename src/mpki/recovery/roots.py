@@ -14,6 +14,7 @@ from mpki.ca import CaView, CertificationAuthority
 from mpki.config import Settings
 from mpki.domain import InvalidRequest
 from mpki.keys.contingency import ContingencyVault
+from mpki.keys.purposes import Purpose
 from mpki.profiles import ca_subject, get_profile
 from mpki.recovery.ceremonies import stand_up_ca
 from mpki.recovery.context import RecoveryContext, Run
@@ -116,7 +117,11 @@ def run(job: Run) -> dict[str, object]:
     signer_anchor = TrustAnchor.from_certificate(signer.certificate_der)
     new_anchor = TrustAnchor.from_certificate(new_view.certificate_der)
     identity = Signer(
-        signer.name, authority.keystore.signing_key(signer.key_id), signer_anchor.key_id, signer_anchor, signer.name
+        signer.name,
+        authority.keystore.signing_key(signer.key_id, Purpose.TAMP),
+        signer_anchor.key_id,
+        signer_anchor,
+        signer.name,
     )
     path, seq_num = sign_for_endpoints(
         job,

@@ -353,12 +353,13 @@ class OcspService:
 
     def _sign_states(self, issuer: KnownIssuer, signer: OcspSigner, states: list[CertificateState]) -> None:
         now = utcnow().replace(microsecond=0)
-        signed = []
+        answers = []
         for state in states:
             serial = int(state.serial, 16)
             cert_id = CertId("sha1", issuer.name_hashes["sha1"], issuer.key_hashes["sha1"], serial)
-            answer = self._single(signer, cert_id, state, now)
-            signed.append((state.serial, answer, signer.sign([answer], nonce=None, produced_at=now)))
+            answers.append(self._single(signer, cert_id, state, now))
+        responses = signer.sign_each(answers, produced_at=now)
+        signed = [(state.serial, answer, der) for state, answer, der in zip(states, answers, responses, strict=True)]
         self._store(issuer.ca_id, signer, signed)
         for state in states:
             self.cache.drop(issuer, int(state.serial, 16))
