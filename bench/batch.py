@@ -1,5 +1,7 @@
 """End-to-end batch throughput over HTTP: submit N device CSRs to a real `mpki serve`, wait until the
 batch is completed, pick every certificate up; against the raw crypto limit measured in the same run.
+The server signs through the `mpki signer` process it starts (issue 13); the run fails unless that
+process made every certificate signature.
 
     python bench/batch.py --n 10000 --db sqlite|postgres
 """
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import socket
 import subprocess
@@ -93,6 +96,11 @@ def main() -> int:
             issued = pickup.text.count("-----BEGIN CERTIFICATE-----")
             if issued != args.n:
                 raise SystemExit(f"expected {args.n} certificates, picked up {issued}: {status.get('counts')}")
+            # `mpki serve` signs through the signer process it started: it must have made every signature.
+            signer = json.loads(mpki(env, "signer", "status", "--json"))
+            through_signer = int(signer["signatures"].get("certificate", 0))
+            if through_signer < args.n:
+                raise SystemExit(f"only {through_signer} of {args.n} certificates were signed by the signer process")
         finally:
             if server is not None:
                 server.terminate()
@@ -104,6 +112,7 @@ def main() -> int:
     print(f"db: {args.db}")
     print(f"n: {args.n}")
     print(f"batch_certs_per_s: {per_s:.0f}")
+    print(f"signed_by_signer_process: {through_signer}")
     print(f"raw_limit_per_s: {limit:.0f}")
     print(f"ratio: {per_s / limit:.3f}")
     return 0

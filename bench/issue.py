@@ -5,6 +5,10 @@ certificate with `cryptography`, on the same core, with no database and no audit
 much of the machine the CA's bookkeeping (checks, serial reservation, storage, audit chain) costs.
 
     python bench/issue.py --n 20000 --db sqlite
+
+Issuance is measured twice in the same run: signing in-process (the development convenience, what the
+figures before issue 13 measured) and through a separate `mpki signer` process over its Unix socket
+(how production runs), so the signer's cost is the ratio between the two.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +31,7 @@ from mpki.asn1 import HARDWARE_MODULE_NAME_OID, HardwareModuleName, encode_hardw
 from mpki.ca import IssuanceOrder
 from mpki.ca.runtime import open_authority
 from mpki.ceremony import create_dev_hierarchy
-from mpki.config import load_settings
+from mpki.config import Settings, load_settings
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 HW_TYPE = "1.2.826.0.1.8641679.1.2.2.1"
@@ -103,6 +108,34 @@ def drop_schema(schema: str) -> None:
         connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
+def start_signer(env: dict[str, str], socket_path: Path) -> subprocess.Popen[bytes]:
+    from mpki.signer.client import signer_listening
+
+    process = subprocess.Popen([sys.executable, "-m", "mpki", "signer"], env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not signer_listening(socket_path):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("the signer did not start")
+        time.sleep(0.05)
+    return process
+
+
+def timed_issue(settings: Settings, csrs: list[bytes]) -> tuple[float, bool]:
+    """Certificates per second through `issue_many`, and whether a signer process made the signatures."""
+    authority = open_authority(settings)
+    orders = [IssuanceOrder("smki-device", der, approved_by="bench") for der in csrs]
+    start = time.perf_counter()
+    results = authority.issue_many(orders, actor="bench")
+    elapsed = time.perf_counter() - start
+    failed = [r.error for r in results if not r.ok]
+    if failed:
+        raise SystemExit(f"error: {len(failed)} orders failed, first: {failed[0]}")
+    remote = authority.keystore.remote
+    authority.keystore.close()
+    authority.database.dispose()
+    return len(csrs) / elapsed, remote
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000, help="certificates to issue")
@@ -113,29 +146,38 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         url, schema = database_url(args.db, home)
+        env = {**os.environ, "MPKI_HOME": str(home), "MPKI_DATABASE_URL": url}
         try:
-            settings = load_settings({"MPKI_HOME": str(home), "MPKI_DATABASE_URL": url})
+            settings = load_settings(env)
             authority = open_authority(settings, create_keystore=True)
             create_dev_hierarchy(authority)
-            orders = [IssuanceOrder("smki-device", der, approved_by="bench") for der in csrs]
-            start = time.perf_counter()
-            results = authority.issue_many(orders, actor="bench")
-            elapsed = time.perf_counter() - start
-            failed = [r.error for r in results if not r.ok]
-            if failed:
-                print(f"error: {len(failed)} orders failed, first: {failed[0]}", file=sys.stderr)
-                return 1
             authority.database.dispose()
+            # Alternate the two modes, twice each, so neither gains from going first into a smaller database.
+            rates: dict[bool, list[float]] = {True: [], False: []}
+            for _ in range(2):
+                signer = start_signer(env, settings.signer_socket)
+                try:
+                    rate, remote = timed_issue(settings, csrs)
+                finally:
+                    signer.terminate()
+                    signer.wait(15)
+                if not remote:
+                    raise SystemExit("a run meant for the signer process signed in-process")
+                rates[True].append(rate)
+                rates[False].append(timed_issue(settings, csrs)[0])
+            through_signer = sum(rates[True]) / 2
+            in_process = sum(rates[False]) / 2
         finally:
             if schema:
                 drop_schema(schema)
-    issued_per_s = args.n / elapsed
     limit = raw_limit(csrs)
     print(f"db: {args.db}")
     print(f"n: {args.n}")
-    print(f"issue_certs_per_s: {issued_per_s:.0f}")
+    print(f"issue_certs_per_s: {through_signer:.0f} (runs: {', '.join(f'{r:.0f}' for r in rates[True])})")
+    print(f"issue_in_process_certs_per_s: {in_process:.0f} (runs: {', '.join(f'{r:.0f}' for r in rates[False])})")
+    print(f"signer_cost: {1 - through_signer / in_process:.3f}")
     print(f"raw_limit_per_s: {limit:.0f}")
-    print(f"ratio: {issued_per_s / limit:.3f}")
+    print(f"ratio: {through_signer / limit:.3f}")
     return 0
 
 

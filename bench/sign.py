@@ -106,7 +106,7 @@ def main() -> int:
         from mpki.keys.pkcs11 import Pkcs11KeyStore
         from mpki.keys.pkcs11_tokens import initialise_token
 
-        initialise_token(args.module, "bench", "bench-so-pin", "bench-user-pin", os.urandom(32))
+        initialise_token(args.module, "bench", "bench-so-pin", "bench-user-pin")
         hsm_store = Pkcs11KeyStore(args.module, lambda _token: "bench-user-pin")
         hsm_key = ec_key(hsm_store.signing_key(hsm_store.generate("bench", KeyAlgorithm.EC_P256, "bench").key_id))
 
