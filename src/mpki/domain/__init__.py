@@ -3,12 +3,14 @@
 from mpki.domain.errors import (
     AuditChainBroken,
     ConfigError,
+    Conflict,
     Forbidden,
     InvalidRequest,
     KeyStoreError,
     MpkiError,
     NotFound,
     Unauthenticated,
+    Unavailable,
 )
 from mpki.domain.revocation import CA_REASONS, END_ENTITY_REASONS, RevocationReason
 from mpki.domain.roles import Action, OrgStatus, Role
@@ -30,6 +32,7 @@ __all__ = [
     "AuditChainBroken",
     "CertificateStatus",
     "ConfigError",
+    "Conflict",
     "Eui64",
     "Forbidden",
     "InvalidRequest",
@@ -43,6 +46,7 @@ __all__ = [
     "Role",
     "SerialStatus",
     "Unauthenticated",
+    "Unavailable",
     "format_serial",
     "parse_serial",
     "utcnow",

@@ -9,6 +9,14 @@ class InvalidRequest(MpkiError):
     """The input (a CSR, a profile name, an argument) is unacceptable; nothing was written."""
 
 
+class Conflict(MpkiError):
+    """The request is well formed but conflicts with the current state (already decided, already exists)."""
+
+
+class Unavailable(MpkiError):
+    """A dependency is not ready (an inactive keystore, a signer that does not answer); try again later."""
+
+
 class NotFound(MpkiError):
     """A named object (CA, certificate, profile, key) does not exist."""
 

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mpki.domain import Forbidden, InvalidRequest, MpkiError, NotFound, Unauthenticated
+from mpki.domain import Conflict, Forbidden, InvalidRequest, MpkiError, NotFound, Unauthenticated, Unavailable
 
 PROBLEM = "application/problem+json"
 TITLES = {
@@ -69,6 +69,10 @@ def _status_of(error: MpkiError) -> int:
         return 403
     if isinstance(error, NotFound):
         return 404
+    if isinstance(error, Conflict):
+        return 409
+    if isinstance(error, Unavailable):
+        return 503
     if isinstance(error, InvalidRequest):
         return 400
     return 500
